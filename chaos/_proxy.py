@@ -1,0 +1,368 @@
+"""The trio shell: listeners, upstream dials and the byte pumps that drive :mod:`chaos._core`.
+
+Each accepted connection dials the upstream and runs two pumps, one per direction. A pump
+reads from its source, feeds the direction's :class:`~chaos._core.LinkCore`, writes what the
+core releases and sleeps until the core's next deadline. Toxic changes reach live links at
+once (:meth:`ProxyRuntime.set_toxics`) and wake the pumps. Bytes are never interpreted, so
+TLS passes through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import socket as stdsocket
+import struct
+from dataclasses import dataclass
+
+import trio
+
+from ._core import Close, LinkCore, Send, SendEof
+from ._errors import ProxyStartError
+from ._model import DOWNSTREAM, UPSTREAM, ToxicSpec
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 256 * 1024
+_LINGER_RST = struct.pack("ii", 1, 0)
+_PUMP_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStats:
+    """A snapshot of one proxy's counters (``bytes_*`` count bytes read from the source)."""
+
+    connections: int
+    connections_total: int
+    bytes_upstream: int
+    bytes_downstream: int
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """Split ``host:port`` / ``[v6]:port`` like Go's ``net.SplitHostPort`` (numeric port).
+
+    Raises:
+        ValueError: with Go's wording for a malformed address.
+    """
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise ValueError(f"address {address}: missing ']' in address")
+        host, rest = address[1:end], address[end + 1 :]
+        if not rest.startswith(":"):
+            raise ValueError(f"address {address}: missing port in address")
+        port_text = rest[1:]
+    else:
+        colon = address.rfind(":")
+        if colon < 0:
+            raise ValueError(f"address {address}: missing port in address")
+        host, port_text = address[:colon], address[colon + 1 :]
+        if ":" in host:
+            raise ValueError(f"address {address}: too many colons in address")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"address {address}: invalid port")
+    return host, int(port_text)
+
+
+def format_address(family: int, ip: str, port: int) -> str:
+    """``ip:port`` or ``[ip]:port``, as Go prints a TCP address."""
+    return f"[{ip}]:{port}" if family == stdsocket.AF_INET6 else f"{ip}:{port}"
+
+
+async def bind_listener(listen: str) -> tuple[trio.socket.SocketType, str]:
+    """Bind and listen on ``listen``; returns the socket and the bound address as text.
+
+    ``""``, ``":PORT"`` and ``"[::]:PORT"`` bind every interface (dual stack when possible).
+
+    Raises:
+        ProxyStartError: the address is malformed, does not resolve, or cannot be bound.
+    """
+    try:
+        host, port = ("", 0) if listen == "" else split_host_port(listen)
+    except ValueError as exc:
+        raise ProxyStartError(listen, str(exc)) from None
+    candidates: list[tuple[int, tuple[str, int]]] = []
+    if host in ("", "::"):
+        candidates = [(stdsocket.AF_INET6, ("::", port)), (stdsocket.AF_INET, ("0.0.0.0", port))]
+    else:
+        try:
+            infos = await trio.socket.getaddrinfo(
+                host, port, type=stdsocket.SOCK_STREAM, flags=stdsocket.AI_PASSIVE
+            )
+        except stdsocket.gaierror as exc:
+            raise ProxyStartError(listen, f"lookup {host}: {exc.strerror}") from None
+        infos.sort(key=lambda info: info[0] != stdsocket.AF_INET)  # Go prefers IPv4
+        candidates = [(int(info[0]), (str(info[4][0]), int(info[4][1]))) for info in infos[:1]]
+    error: OSError | None = None
+    for family, addr in candidates:
+        sock = trio.socket.socket(family, stdsocket.SOCK_STREAM)
+        try:
+            sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+            if family == stdsocket.AF_INET6 and addr[0] == "::":
+                sock.setsockopt(stdsocket.IPPROTO_IPV6, stdsocket.IPV6_V6ONLY, 0)
+            await sock.bind(addr)
+            sock.listen(stdsocket.SOMAXCONN)
+        except OSError as exc:
+            sock.close()
+            error = error or exc
+            continue
+        bound = sock.getsockname()
+        return sock, format_address(family, str(bound[0]), int(bound[1]))
+    assert error is not None
+    raise ProxyStartError(listen, f"bind: {error.strerror or error}")
+
+
+class _Pump:
+    """Copies one direction of a connection through its :class:`LinkCore`."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        link: LinkCore,
+        src: trio.abc.HalfCloseableStream,
+        dst: trio.abc.HalfCloseableStream,
+        upstream: bool,
+    ) -> None:
+        self.conn = conn
+        self.link = link
+        self.src = src
+        self.dst = dst
+        self.upstream = upstream
+        self.wake_scope: trio.CancelScope | None = None
+
+    def wake(self) -> None:
+        """Interrupt the pump's wait so it re-reads the core's deadline (toxics changed)."""
+        if self.wake_scope is not None:
+            self.wake_scope.cancel()
+
+    def _count(self, n: int) -> None:
+        proxy = self.conn.proxy
+        if self.upstream:
+            proxy.bytes_upstream += n
+        else:
+            proxy.bytes_downstream += n
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except _PUMP_ERRORS:
+            self.conn.abort(reset=False)
+
+    async def _run(self) -> None:
+        link, src, dst = self.link, self.src, self.dst
+        while True:
+            if link.passthrough:
+                # Fast path: no toxics on this direction.
+                with trio.CancelScope() as scope:
+                    self.wake_scope = scope
+                    data = await src.receive_some(READ_SIZE)
+                self.wake_scope = None
+                if scope.cancelled_caught:
+                    continue
+                self._count(len(data))
+                if not data:
+                    link.feed_eof(trio.current_time())
+                elif link.passthrough:
+                    await dst.send_all(data)
+                    continue
+                else:
+                    link.feed(bytes(data), trio.current_time())
+            for action in link.poll(trio.current_time()):
+                if isinstance(action, Send):
+                    await dst.send_all(action.data)
+                elif isinstance(action, SendEof):
+                    try:
+                        await dst.send_eof()
+                    except _PUMP_ERRORS:
+                        self.conn.abort(reset=False)
+                    return
+                else:
+                    assert isinstance(action, Close)
+                    self.conn.abort(reset=action.reset)
+                    return
+            deadline = link.next_deadline()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self.wake_scope = scope
+                if link.wants_input:
+                    data = await src.receive_some(READ_SIZE)
+                    now = trio.current_time()
+                    self._count(len(data))
+                    if data:
+                        link.feed(bytes(data), now)
+                    else:
+                        link.feed_eof(now)
+                else:
+                    await trio.sleep_forever()
+            self.wake_scope = None
+
+
+def _close_stream(stream: trio.abc.HalfCloseableStream, reset: bool) -> None:
+    if isinstance(stream, trio.SocketStream):
+        if reset:
+            try:
+                stream.socket.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, _LINGER_RST)
+            except OSError:
+                pass
+        stream.socket.close()
+
+
+class Connection:
+    """One proxied connection: the client stream, its upstream stream and two pumps.
+
+    The proxy creates one per accepted socket; tests may create one over memory streams
+    and call :meth:`relay` directly.
+    """
+
+    def __init__(
+        self, proxy: ProxyRuntime, client: trio.abc.HalfCloseableStream, seq: int
+    ) -> None:
+        self.proxy = proxy
+        self.client = client
+        self.seq = seq
+        self.scope = trio.CancelScope()
+        self.reset = False
+        self.pumps: dict[str, _Pump] = {}
+
+    def abort(self, *, reset: bool) -> None:
+        """Close both sockets (with RST when ``reset``) and stop both pumps."""
+        self.reset = self.reset or reset
+        self.scope.cancel()
+
+    def apply_toxics(self, now: float) -> None:
+        for direction, pump in self.pumps.items():
+            pump.link.set_toxics(self.proxy.toxics_for(direction), now)
+            pump.wake()
+
+    async def run(self) -> None:
+        """Dial the upstream, then relay; a failed dial just closes the client (as Toxiproxy)."""
+        proxy = self.proxy
+        upstream: trio.SocketStream | None = None
+        try:
+            host, port = split_host_port(proxy.upstream)
+            upstream = await trio.open_tcp_stream(host or "localhost", port)
+        except (OSError, ValueError) as exc:
+            logger.info("proxy %s: dial %s failed: %s", proxy.name, proxy.upstream, exc)
+        finally:
+            if upstream is None:
+                proxy.live -= 1
+                _close_stream(self.client, reset=False)
+                await trio.aclose_forcefully(self.client)
+        if upstream is not None:
+            await self.relay(upstream)
+
+    async def relay(self, upstream: trio.abc.HalfCloseableStream) -> None:
+        """Pump both directions until both ended or the connection is aborted, then close."""
+        proxy = self.proxy
+        try:
+            with self.scope:
+                now = trio.current_time()
+                for direction, src, dst in (
+                    (UPSTREAM, self.client, upstream),
+                    (DOWNSTREAM, upstream, self.client),
+                ):
+                    rng = random.Random(f"{proxy.seed}/{proxy.name}/{self.seq}/{direction}")
+                    link = LinkCore(proxy.toxics_for(direction), rng, now)
+                    self.pumps[direction] = _Pump(self, link, src, dst, direction == UPSTREAM)
+                proxy.connections.add(self)
+                async with trio.open_nursery() as nursery:
+                    for pump in self.pumps.values():
+                        nursery.start_soon(pump.run)
+        finally:
+            proxy.connections.discard(self)
+            proxy.live -= 1
+            for pump in self.pumps.values():
+                pump.link.close(trio.current_time())
+            for stream in (self.client, upstream):
+                _close_stream(stream, self.reset)
+                await trio.aclose_forcefully(stream)
+
+
+class ProxyRuntime:
+    """One proxy: its configuration, toxics, listener and live connections."""
+
+    def __init__(self, *, name: str, listen: str, upstream: str, seed: int) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.seed = seed
+        self.enabled = False
+        self.toxics: list[ToxicSpec] = []
+        self.connections: set[Connection] = set()
+        self.live = 0
+        self.accepted = 0
+        self.bytes_upstream = 0
+        self.bytes_downstream = 0
+        self._scope: trio.CancelScope | None = None
+        self._stopped: trio.Event | None = None
+
+    def toxics_for(self, direction: str) -> list[ToxicSpec]:
+        return [t for t in self.toxics if t.direction == direction]
+
+    def ordered_toxics(self) -> list[ToxicSpec]:
+        """Upstream toxics first, then downstream, each in the order they were added."""
+        return self.toxics_for(UPSTREAM) + self.toxics_for(DOWNSTREAM)
+
+    def stats(self) -> ProxyStats:
+        return ProxyStats(
+            connections=self.live,
+            connections_total=self.accepted,
+            bytes_upstream=self.bytes_upstream,
+            bytes_downstream=self.bytes_downstream,
+        )
+
+    def set_toxics(self, toxics: list[ToxicSpec]) -> None:
+        """Replace the toxic list and apply it to every live connection now."""
+        self.toxics = toxics
+        now = trio.current_time()
+        for conn in list(self.connections):
+            conn.apply_toxics(now)
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Bind ``listen`` and serve in ``nursery``; ``listen`` becomes the bound address.
+
+        Raises:
+            ProxyStartError: the address cannot be bound.
+        """
+        if self.enabled:
+            return
+        sock, bound = await bind_listener(self.listen)
+        self.listen = bound
+        self.enabled = True
+        self._scope = trio.CancelScope()
+        self._stopped = trio.Event()
+        nursery.start_soon(self._serve, trio.SocketListener(sock), self._scope, self._stopped)
+        logger.info("proxy %s listening on %s -> %s", self.name, bound, self.upstream)
+
+    async def stop(self) -> None:
+        """Close the listener and every connection; returns once all are closed."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        assert self._scope is not None
+        assert self._stopped is not None
+        self._scope.cancel()
+        await self._stopped.wait()
+        logger.info("proxy %s stopped", self.name)
+
+    async def _serve(
+        self, listener: trio.SocketListener, scope: trio.CancelScope, stopped: trio.Event
+    ) -> None:
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    while True:
+                        try:
+                            stream = await listener.accept()
+                        except OSError as exc:  # e.g. EMFILE: keep serving
+                            logger.warning("proxy %s: accept failed: %s", self.name, exc)
+                            await trio.sleep(0.1)
+                            continue
+                        assert isinstance(stream, trio.SocketStream)
+                        self.accepted += 1
+                        self.live += 1
+                        conn = Connection(self, stream, self.accepted)
+                        nursery.start_soon(conn.run)
+        finally:
+            listener.socket.close()
+            stopped.set()
