@@ -44,11 +44,33 @@ from federation.pki._verify import verify_chain
 DEFAULT_POLICY = "2.999.1.3161"
 """The TSA policy OID (under the ITU-T/ISO ``example`` arc 2.999: a test policy)."""
 
+FAIL_INFO_NAMES = {
+    "bad_alg": "badAlg",
+    "bad_request": "badRequest",
+    "bad_data_format": "badDataFormat",
+    "time_not_available": "timeNotAvailable",
+    "unaccepted_policy": "unacceptedPolicy",
+    "unaccepted_extensions": "unacceptedExtension",
+    "add_info_not_available": "addInfoNotAvailable",
+    "system_failure": "systemFailure",
+}
+"""asn1crypto's PKIFailureInfo bit names -> the RFC 3161 2.4.2 names used in messages."""
+
 DIGEST_SIZES = {"sha1": 20, "sha224": 28, "sha256": 32, "sha384": 48, "sha512": 64}
 
 
+class TimeStampResp(tsp.TimeStampResp):
+    """RFC 3161 2.4.2 ``TimeStampResp`` with ``timeStampToken`` OPTIONAL, as the RFC has
+    it (asn1crypto 1.5.1 marks it mandatory, so a rejection cannot be encoded)."""
+
+    _fields = [
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
 def _reject(fail_info: str, text: str) -> bytes:
-    return tsp.TimeStampResp(
+    return TimeStampResp(
         {
             "status": {
                 "status": "rejection",
@@ -198,9 +220,7 @@ class TimeStampAuthority:
         if cert_req:
             signed_data["certificates"] = [asn1_x509.Certificate.load(d) for d in self._certs_der]
         token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        return tsp.TimeStampResp(
-            {"status": {"status": "granted"}, "time_stamp_token": token}
-        ).dump()
+        return TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
 
 
 # --- client side -----------------------------------------------------------------------
@@ -246,7 +266,7 @@ def parse_ts_reply(reply_der: bytes, *, nonce: int | None = None) -> bytes:
     or when ``nonce`` is given and the token does not carry it.
     """
     try:
-        resp = tsp.TimeStampResp.load(reply_der, strict=True)
+        resp = TimeStampResp.load(reply_der, strict=True)
         status = resp["status"]
         code = status["status"].native
         if code not in ("granted", "granted_with_mods"):
@@ -254,7 +274,11 @@ def parse_ts_reply(reply_der: bytes, *, nonce: int | None = None) -> bytes:
             text = status["status_string"].native
             raise PkiError(
                 f"time-stamp request rejected: status {code}"
-                + (f", failInfo {', '.join(sorted(fail))}" if fail else "")
+                + (
+                    f", failInfo {', '.join(sorted(FAIL_INFO_NAMES.get(f, f) for f in fail))}"
+                    if fail
+                    else ""
+                )
                 + (f": {'; '.join(text)}" if text else "")
             )
         token = resp["time_stamp_token"]
