@@ -1,0 +1,144 @@
+"""The ``xfed`` command.
+
+Each sub-command imports its implementation lazily, so ``xfed --help`` stays fast. User
+mistakes (:class:`~federation.errors.FederationError`) print one line and no traceback:
+exit code 2 for bad input files, 1 for a failed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from federation import __version__
+from federation.errors import ConfigError, FederationError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}")
+    return value
+
+
+def _cmd_chaos_serve(args: argparse.Namespace) -> int:
+    from chaos import main_serve
+    from federation.topology._processes import set_parent_death_signal
+
+    set_parent_death_signal()
+    return main_serve(host=args.host, port=args.port, seed=args.seed)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from federation.topology.up import cmd_up
+
+    return cmd_up(args)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from federation.topology.up import cmd_status
+
+    return cmd_status(args)
+
+
+def _cmd_serve_instance(args: argparse.Namespace) -> int:
+    from federation.topology.up import cmd_serve_instance
+
+    return cmd_serve_instance(args)
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    from federation.topology.up import cmd_revoke
+
+    return cmd_revoke(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xfed",
+        description="Federated X-Road instances on one machine: run, break, measure.",
+    )
+    p.add_argument("--version", action="version", version=f"xfed {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start X-Road instances and federate them; runs until Ctrl-C")
+    up.add_argument("instances", nargs="+", type=Path, help="instance files (instances/*.yaml)")
+    up.add_argument("--run-dir", type=Path, help="run directory (default ./.xfed/run-<time>)")
+    up.add_argument("--time-scale", type=_positive_float, help="divide every X-Road timer by N")
+    up.add_argument("--seed", type=int, default=0, help="seed for every random choice")
+    up.add_argument(
+        "--duration", type=_positive_float, help="stop after S seconds (default: run until Ctrl-C)"
+    )
+    up.add_argument(
+        "--key-type",
+        choices=["ec", "rsa"],
+        default="ec",
+        help="key algorithm of all issued certificates",
+    )
+    up.set_defaults(func=_cmd_up)
+
+    st = sub.add_parser("status", help="configuration held by each security server of a run")
+    st.add_argument("--run-dir", type=Path, required=True)
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=_cmd_status)
+
+    rv = sub.add_parser(
+        "revoke", help="revoke a certificate at its instance's running OCSP responder"
+    )
+    rv.add_argument("--run-dir", type=Path, required=True)
+    rv.add_argument("cert", type=Path, help="certificate (PEM) to revoke")
+    rv.add_argument("--reason", default="keyCompromise", help="revocation reason (RFC 5280 name)")
+    rv.add_argument("--undo", action="store_true", help="restore the certificate instead")
+    rv.set_defaults(func=_cmd_revoke)
+
+    ch = sub.add_parser("chaos", help="the Toxiproxy-compatible fault-injection proxy")
+    chsub = ch.add_subparsers(dest="chaos_command", metavar="COMMAND")
+    serve = chsub.add_parser("serve", help="run the proxy and its HTTP API standalone")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8474)
+    serve.add_argument("--seed", type=int, default=None, help="seed for jitter and toxicity draws")
+    serve.set_defaults(func=_cmd_chaos_serve)
+    return p
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose)
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"xfed: error: {exc}", file=sys.stderr)
+        return 2
+    except FederationError as exc:
+        print(f"xfed: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("xfed: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""``xfed up``, ``xfed status``, ``xfed revoke``, ``xfed serve-instance``: the commands that
+start a federation and look at a running one through its run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from federation.errors import ConfigError, FederationError
+from federation.topology._runtime import Federation, RunPlan, make_plan, open_federation_in_process
+
+
+@asynccontextmanager
+async def open_federation(
+    plan: RunPlan, *, in_process: bool = False, ready_timeout_s: float = 120.0
+) -> AsyncIterator[Federation]:
+    """Start the federation of ``plan`` in one process or in a process per instance."""
+    if in_process:
+        async with open_federation_in_process(plan, ready_timeout_s=ready_timeout_s) as fed:
+            yield fed
+    else:
+        from federation.topology._processes import open_federation_processes
+
+        async with open_federation_processes(plan, ready_timeout_s=ready_timeout_s) as fed:
+            yield fed
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of a run, or a clear error."""
+    path = run_dir / "manifest.json"
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            "no manifest.json: is this the run directory of an `xfed up` or `xfed run`?",
+            file=str(run_dir),
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"unreadable manifest: {exc}", file=str(path)) from None
+    if not isinstance(obj, dict):
+        raise ConfigError("manifest is not a JSON object", file=str(path))
+    return obj
+
+
+def summary(manifest: dict[str, Any]) -> str:
+    """A short human summary of where everything is."""
+    lines = [
+        f"run directory   {manifest['run_dir']}",
+        f"manifest        {manifest['run_dir']}/manifest.json",
+        f"mode            {manifest.get('mode')}, time scale {manifest['time_scale']:g}",
+        f"chaos API       {manifest['chaos']['api_url']}"
+        f"  ({len(manifest['chaos']['links'])} links)",
+    ]
+    for inst, info in manifest["instances"].items():
+        lines.append(f"instance {inst}")
+        lines.append(f"  central server {info['central_server']['url']}")
+        lines.append(f"  OCSP responder {info['ocsp']['url']}")
+        lines.append(f"  TSA            {info['tsa']['url']}")
+        for sid, ss in info["security_servers"].items():
+            lines.append(
+                f"  {sid:<28} client proxy {ss['client_url']}  server {ss['server_address']}"
+            )
+    return "\n".join(lines)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    plan = make_plan(
+        list(args.instances),
+        args.run_dir,
+        time_scale=args.time_scale,
+        seed=args.seed,
+        key_type=args.key_type,
+    )
+
+    async def main() -> int:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            started = time.monotonic()
+            async with open_federation(plan, in_process=args.in_process) as fed:
+                print(f"xfed: federation ready in {time.monotonic() - started:.1f} s", flush=True)
+                print(summary(fed.manifest), flush=True)
+                with trio.move_on_after(args.duration if args.duration else float("inf")):
+                    async for _ in signals:
+                        break
+                print("xfed: stopping", flush=True)
+        return 0
+
+    return trio.run(main)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from federation.globalconf import collect_status, render_status
+
+    if not (args.run_dir / "manifest.json").exists() and not args.run_dir.is_dir():
+        raise ConfigError("no such run directory", file=str(args.run_dir))
+    status = collect_status(args.run_dir)
+    if args.json:
+        json.dump(status, sys.stdout, indent=2)
+        print()
+    else:
+        print(render_status(status))
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from federation.pki._server import revoke_remote, unrevoke_remote
+
+    manifest = read_manifest(args.run_dir)
+    try:
+        pem = args.cert.read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the certificate: {exc}", file=str(args.cert)) from None
+    except ValueError:
+        raise ConfigError("not a PEM certificate", file=str(args.cert)) from None
+    for inst, info in manifest["instances"].items():
+        bundle = Path(info["ca_cert"]).read_bytes()
+        issuers = x509.load_pem_x509_certificates(bundle)
+        if any(c.subject == cert.issuer for c in issuers):
+            admin = info["ocsp"]["admin_url"]
+            if args.undo:
+                result = trio.run(unrevoke_remote, admin, pem)
+            else:
+                result = trio.run(revoke_remote, admin, pem, args.reason)
+            print(f"{inst} OCSP responder: {json.dumps(result)}")
+            return 0
+    raise FederationError(
+        f"{args.cert}: issued by {cert.issuer.rfc4514_string()}, "
+        "which is no instance CA of this run"
+    )
+
+
+def cmd_serve_instance(args: argparse.Namespace) -> int:
+    from federation.topology._processes import serve_instance_main
+
+    return serve_instance_main(args.plan, args.instance)
