@@ -14,6 +14,16 @@
   :func:`list_methods`, :func:`allowed_methods`, :class:`AccessRights`.
 """
 
+from federation.securityserver._envelope import Envelope as Envelope
+from federation.securityserver._envelope import VerifiedRequest as VerifiedRequest
+from federation.securityserver._envelope import VerifiedResponse as VerifiedResponse
+from federation.securityserver._envelope import decode_envelope as decode_envelope
+from federation.securityserver._envelope import encode_envelope as encode_envelope
+from federation.securityserver._envelope import sign_envelope as sign_envelope
+from federation.securityserver._envelope import signed_data as signed_data
+from federation.securityserver._envelope import transport_headers as transport_headers
+from federation.securityserver._envelope import verify_request as verify_request
+from federation.securityserver._envelope import verify_response as verify_response
 from federation.securityserver._messagelog import GENESIS as GENESIS
 from federation.securityserver._messagelog import ChainProof as ChainProof
 from federation.securityserver._messagelog import LogRecord as LogRecord
@@ -46,6 +56,9 @@ from federation.securityserver._rest import (
     parse_response_header_part as parse_response_header_part,
 )
 from federation.securityserver._rest import request_hash as request_hash
+from federation.securityserver._timestamper import TimestampOutcome as TimestampOutcome
+from federation.securityserver._timestamper import run_timestamper as run_timestamper
+from federation.securityserver._timestamper import timestamp_once as timestamp_once
 from federation.securityserver.errors import ERROR_TABLE as ERROR_TABLE
 from federation.securityserver.errors import Fault as Fault
 from federation.securityserver.errors import XRoadError as XRoadError

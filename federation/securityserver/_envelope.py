@@ -327,8 +327,12 @@ def _check_cms(
         )
     except FederationError as exc:
         raise XRoadError(fault, f"{envelope.kind} signature does not verify: {exc}") from None
-    except (ValueError, TypeError) as exc:  # pragma: no cover - pki should wrap these
-        raise XRoadError(fault, f"{envelope.kind} signature is malformed: {exc}") from None
+    except Exception as exc:
+        # A trust boundary: whatever a peer's bytes make the parser raise (e.g. cryptography's
+        # UnsupportedAlgorithm for a mangled embedded certificate) is an invalid signature.
+        raise XRoadError(
+            fault, f"{envelope.kind} signature is malformed: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _check_signer(
