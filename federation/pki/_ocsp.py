@@ -20,6 +20,7 @@ X-Road too) and so is a nonce. thisUpdate is ``now`` (whole seconds) and nextUpd
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ MAX_FUTURE_SKEW_S = 300.0
 """A response whose thisUpdate lies further in the future than this is rejected."""
 
 
+@functools.lru_cache(maxsize=256)
 def _key_bits(cert: x509.Certificate) -> bytes:
     """The subjectPublicKey BIT STRING value (what issuerKeyHash hashes, RFC 6960 4.1.1)."""
     spki = cert.public_key().public_bytes(
@@ -52,6 +54,7 @@ def _key_bits(cert: x509.Certificate) -> bytes:
     return bytes(keys.PublicKeyInfo.load(spki)["public_key"])
 
 
+@functools.lru_cache(maxsize=256)
 def _cert_id_hashes(issuer: x509.Certificate, hash_name: str) -> tuple[bytes, bytes]:
     """(issuerNameHash, issuerKeyHash) of ``issuer`` under ``hash_name``."""
     name = issuer.subject.public_bytes()

@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, final
 
-from asn1crypto import cms, core, tsp
+from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -137,7 +137,14 @@ class TimeStampAuthority:
             }
         ).dump()
         key = credential.key
-        self._sig_alg = "sha256_rsa" if isinstance(key, rsa.RSAPrivateKey) else "sha256_ecdsa"
+        sig_alg = "sha256_rsa" if isinstance(key, rsa.RSAPrivateKey) else "sha256_ecdsa"
+        # constant parts, encoded once and re-loaded (lazily parsed) per token
+        self._sig_alg_der = algos.SignedDigestAlgorithm({"algorithm": sig_alg}).dump()
+        self._digest_alg_der = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
+        self._sid_der = self._sid.dump()
+        self._certs_set_der = cms.CertificateSet(
+            [asn1_x509.Certificate.load(d) for d in self._certs_der]
+        ).dump()
 
     def _sign(self, message: bytes) -> bytes:
         key = self.credential.key
@@ -201,7 +208,7 @@ class TimeStampAuthority:
         signature = self._sign(signed_attrs.dump())
         signed_data: dict[str, Any] = {
             "version": "v3",
-            "digest_algorithms": [{"algorithm": "sha256"}],
+            "digest_algorithms": [algos.DigestAlgorithm.load(self._digest_alg_der)],
             "encap_content_info": {
                 "content_type": "tst_info",
                 "content": core.ParsableOctetString(tst_der),
@@ -209,16 +216,16 @@ class TimeStampAuthority:
             "signer_infos": [
                 {
                     "version": "v1",
-                    "sid": self._sid,
-                    "digest_algorithm": {"algorithm": "sha256"},
+                    "sid": cms.SignerIdentifier.load(self._sid_der),
+                    "digest_algorithm": algos.DigestAlgorithm.load(self._digest_alg_der),
                     "signed_attrs": signed_attrs,
-                    "signature_algorithm": {"algorithm": self._sig_alg},
+                    "signature_algorithm": algos.SignedDigestAlgorithm.load(self._sig_alg_der),
                     "signature": signature,
                 }
             ],
         }
         if cert_req:
-            signed_data["certificates"] = [asn1_x509.Certificate.load(d) for d in self._certs_der]
+            signed_data["certificates"] = cms.CertificateSet.load(self._certs_set_der)
         token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
         return TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
 
