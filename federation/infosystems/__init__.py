@@ -14,6 +14,7 @@ from federation.infosystems._consumer import XRoadCaller as XRoadCaller
 from federation.infosystems._consumer import XRoadResponse as XRoadResponse
 from federation.infosystems._consumer import xroad_call as xroad_call
 from federation.infosystems._server import ServiceSpec as ServiceSpec
+from federation.infosystems._server import check_service_spec as check_service_spec
 from federation.infosystems._server import infosystem_handler as infosystem_handler
 from federation.infosystems._server import mount_path as mount_path
 from federation.infosystems._server import serve_infosystem as serve_infosystem

@@ -82,6 +82,13 @@ class Backend:
     def endpoints(self) -> tuple[Endpoint, ...]:
         return tuple(ep for ep, _ in self.routes)
 
+    def serves(self, endpoint: Endpoint) -> bool:
+        """Whether a declared endpoint (``/persons/{id}``) reaches one of this backend's
+        routes (parameter names may differ)."""
+        sample = re.sub(r"\{[^/{}]*\}", "x", endpoint.path).replace("**", "x")
+        method = "GET" if endpoint.method == "*" else endpoint.method
+        return self.find(method, sample) is not None
+
     def find(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
         for ep, handler in self.routes:
             params = ep.match(method, path)
@@ -217,6 +224,19 @@ async def _business_company(call: BackendCall) -> tuple[int, JsonObj]:
     return 200, company(call.params["code"], _country(call))
 
 
+async def _business_vat(call: BackendCall) -> tuple[int, JsonObj]:
+    code = call.params["code"]
+    rng = _rng("business-register-vat", code)
+    registered = rng.random() < 0.8
+    prefix = "FI" if _country(call) == "FI" else "EE"
+    return 200, {
+        "registry_code": code,
+        "vat_registered": registered,
+        "vat_number": f"{prefix}{rng.randint(10**7, 10**8 - 1)}" if registered else None,
+        "since": f"{rng.randint(1994, 2023)}-0{rng.randint(1, 9)}-01" if registered else None,
+    }
+
+
 async def _health_coverage(call: BackendCall) -> tuple[int, JsonObj]:
     pid = call.params["id"]
     rng = _rng("health-insurance", pid)
@@ -241,6 +261,17 @@ async def _vehicle(call: BackendCall) -> tuple[int, JsonObj]:
         "owner_id": str(rng.randint(10**10, 10**11 - 1)),
         "inspection_valid": rng.random() < 0.85,
     }
+
+
+async def _vehicle_owners(call: BackendCall) -> tuple[int, JsonObj]:
+    plate = call.params["plate"].upper()
+    rng = _rng("vehicle-register-owners", plate)
+    year = rng.randint(1995, 2015)
+    owners = []
+    for _ in range(rng.randint(1, 4)):
+        owners.append({"owner_id": str(rng.randint(10**10, 10**11 - 1)), "since": f"{year}-01-01"})
+        year += rng.randint(1, 5)
+    return 200, {"plate": plate, "owners": owners}
 
 
 MAX_ECHO = 64 * 1024 * 1024
@@ -317,9 +348,21 @@ BACKENDS: dict[str, Backend] = {
                 ("GET", "/companies/{code}/debt", _tax_debt),
             ),
         ),
-        Backend("business-register", _routes(("GET", "/companies/{code}", _business_company))),
+        Backend(
+            "business-register",
+            _routes(
+                ("GET", "/companies/{code}", _business_company),
+                ("GET", "/companies/{code}/vat", _business_vat),
+            ),
+        ),
         Backend("health-insurance", _routes(("GET", "/persons/{id}/coverage", _health_coverage))),
-        Backend("vehicle-register", _routes(("GET", "/vehicles/{plate}", _vehicle))),
+        Backend(
+            "vehicle-register",
+            _routes(
+                ("GET", "/vehicles/{plate}", _vehicle),
+                ("GET", "/vehicles/{plate}/owners", _vehicle_owners),
+            ),
+        ),
         Backend("echo", _routes(("*", "/**", _echo))),
         Backend("once-only", _routes(("GET", "/persons/{id}/profile", _once_only))),
     )

@@ -27,7 +27,14 @@ from federation.securityserver import Endpoint
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ServiceSpec", "infosystem_handler", "mount_path", "serve_infosystem", "service_url"]
+__all__ = [
+    "ServiceSpec",
+    "check_service_spec",
+    "infosystem_handler",
+    "mount_path",
+    "serve_infosystem",
+    "service_url",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +48,24 @@ class ServiceSpec:
 
     def effective_endpoints(self) -> tuple[Endpoint, ...]:
         return self.endpoints or BACKENDS[self.backend].endpoints()
+
+
+def check_service_spec(spec: ServiceSpec) -> None:
+    """Raise ValueError when the backend is unknown or cannot serve a declared endpoint."""
+    backend = BACKENDS.get(spec.backend)
+    if backend is None:
+        raise ValueError(
+            f"{spec.service}: unknown backend {spec.backend!r} "
+            f"(known: {', '.join(sorted(BACKENDS))})"
+        )
+    for ep in spec.endpoints:
+        if not backend.serves(ep):
+            raise ValueError(
+                f"{spec.service}: backend {spec.backend!r} has no route for "
+                f"{ep.method} {ep.path} (it serves "
+                + ", ".join(f"{e.method} {e.path}" for e in backend.endpoints())
+                + ")"
+            )
 
 
 def mount_path(service: ServiceId) -> str:
@@ -62,11 +87,7 @@ def infosystem_handler(
 ) -> Handler:
     """The HTTP handler of an information system hosting ``services``."""
     for spec in services:
-        if spec.backend not in BACKENDS:
-            raise ValueError(
-                f"{spec.service}: unknown backend {spec.backend!r} "
-                f"(known: {', '.join(sorted(BACKENDS))})"
-            )
+        check_service_spec(spec)
     mounts = {mount_path(s.service): s for s in services}
 
     async def handle(req: Request) -> Response:

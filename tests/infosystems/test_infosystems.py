@@ -180,3 +180,43 @@ async def test_xroad_call_and_once_only_backend(nursery: trio.Nursery) -> None:
     async with httpx.AsyncClient() as http:
         r3 = await http.get(service_url(base3, PROFILE) + "/persons/1/profile")
     assert r3.status_code == 500
+
+
+def test_every_service_in_the_instance_files_is_served() -> None:
+    import pathlib
+
+    import pytest
+    import yaml
+
+    from federation.infosystems import check_service_spec
+
+    files = sorted(pathlib.Path(__file__).parents[2].joinpath("instances").glob("*.yaml"))
+    if not files:
+        pytest.skip("no instances/*.yaml")
+    checked = 0
+    for f in files:
+        data = yaml.safe_load(f.read_text())
+        inst = data["instance"]
+        for svc in data.get("services", []):
+            spec = ServiceSpec(
+                service=ServiceId.parse(f"{inst}/{svc['provider']}/{svc['code']}"),
+                endpoints=tuple(Endpoint(e["method"], e["path"]) for e in svc["endpoints"]),
+                backend=svc["backend"],
+            )
+            check_service_spec(spec)
+            checked += 1
+    assert checked > 0
+
+
+def test_a_backend_that_cannot_serve_an_endpoint_is_refused() -> None:
+    import pytest
+
+    from federation.infosystems import check_service_spec
+
+    spec = ServiceSpec(
+        service=INCOME, endpoints=(Endpoint("GET", "/nope/{x}"),), backend="tax-register"
+    )
+    with pytest.raises(ValueError, match="no route"):
+        check_service_spec(spec)
+    with pytest.raises(ValueError, match="unknown backend"):
+        check_service_spec(ServiceSpec(service=INCOME, backend="nope"))
