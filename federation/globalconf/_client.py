@@ -129,7 +129,8 @@ class ConfigurationClient:
         )
         self.updated = trio.Event()
         """Set after the first update round (successful or not)."""
-        self._round = 0
+        self._started = 0
+        self._finished = 0
         self._round_done = trio.Condition()
         self._label = server_id or f"{anchor.instance} configuration client"
 
@@ -150,21 +151,23 @@ class ConfigurationClient:
 
     async def update_once(self) -> None:
         """One round: own configuration first, then every admitted partner concurrently."""
+        self._started += 1
+        this_round = self._started
         await self._update(self.core.own_fetch())
         async with trio.open_nursery() as nursery:
             for fetch in self.core.partner_fetches():
                 nursery.start_soon(self._update, fetch)
         self._write_status()
-        self._round += 1
+        self._finished = max(self._finished, this_round)
         self.updated.set()
         async with self._round_done:
             self._round_done.notify_all()
 
     async def wait_round(self) -> None:
-        """Wait until the next update round completes (tests, ``xfed up`` readiness)."""
-        start = self._round
+        """Wait until a round that starts after this call has completed."""
+        target = self._started + 1
         async with self._round_done:
-            while self._round == start:
+            while self._finished < target:
                 await self._round_done.wait()
 
     async def _download(self, url: str) -> FetchResult:
