@@ -56,6 +56,12 @@ def _cmd_serve_instance(args: argparse.Namespace) -> int:
     return cmd_serve_instance(args)
 
 
+def _cmd_request(args: argparse.Namespace) -> int:
+    from federation.topology.up import cmd_request
+
+    return cmd_request(args)
+
+
 def _cmd_revoke(args: argparse.Namespace) -> int:
     from federation.topology.up import cmd_revoke
 
@@ -100,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--reason", default="keyCompromise", help="revocation reason (RFC 5280 name)")
     rv.add_argument("--undo", action="store_true", help="restore the certificate instead")
     rv.set_defaults(func=_cmd_revoke)
+
+    rq = sub.add_parser("request", help="make one X-Road REST call and print status, headers, body")
+    rq.add_argument("--run-dir", type=Path, required=True)
+    rq.add_argument("--client", required=True, help="INSTANCE/CLASS/CODE/SUBSYSTEM of the caller")
+    rq.add_argument("target", help="INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE[/path...]")
+    rq.add_argument("-X", "--method", default="GET")
+    rq.add_argument("-d", "--data", help="request body")
+    rq.add_argument("-H", "--header", action="append", help="extra header NAME: VALUE")
+    rq.add_argument("--via", help="security server id to use (default: the one hosting --client)")
+    rq.set_defaults(func=_cmd_request)
 
     ch = sub.add_parser("chaos", help="the Toxiproxy-compatible fault-injection proxy")
     chsub = ch.add_subparsers(dest="chaos_command", metavar="COMMAND")

@@ -321,18 +321,22 @@ class InstanceNode:
         a = self.addresses
         async with trio.open_nursery() as nursery:
             responder = OcspResponder(pki.ca, pki.ocsp, validity_s=timers.ocsp_validity_s)
-            ep = await nursery.start(lambda ts: serve_ocsp(responder, clock=clock, task_status=ts))
+            ep = await nursery.start(
+                lambda task_status: serve_ocsp(responder, clock=clock, task_status=task_status)
+            )
             a.ocsp_url, a.ocsp_admin_url = ep.url, ep.admin_url
             tsa = TimeStampAuthority(pki.tsa)
-            a.tsa_url = await nursery.start(lambda ts: serve_tsa(tsa, clock=clock, task_status=ts))
+            a.tsa_url = await nursery.start(
+                lambda task_status: serve_tsa(tsa, clock=clock, task_status=task_status)
+            )
             host, port = await nursery.start(
-                lambda ts: serve_infosystem(self._services(), task_status=ts)
+                lambda task_status: serve_infosystem(self._services(), task_status=task_status)
             )
             a.infosystem_url = f"http://{host}:{port}"
             central = self.central = CentralServer(
                 self.definition, clock=clock, state_dir=self.dir / "cs"
             )
-            cs_addr = await nursery.start(lambda ts: central.run(task_status=ts))
+            cs_addr = await nursery.start(lambda task_status: central.run(task_status=task_status))
             a.cs_url, a.cs_management_url = cs_addr.public_url, cs_addr.management_url
             internal_anchor = central.internal_anchor()
             for ssdef in self.definition.security_servers:

@@ -144,3 +144,63 @@ def cmd_serve_instance(args: argparse.Namespace) -> int:
     from federation.topology._processes import serve_instance_main
 
     return serve_instance_main(args.plan, args.instance)
+
+
+def _client_url(manifest: dict[str, Any], client: str, server: str | None) -> str:
+    """The client proxy of the security server that hosts ``client`` (or ``server``)."""
+    inst = client.split("/", 1)[0]
+    info = manifest["instances"].get(inst)
+    if info is None:
+        known = ", ".join(sorted(manifest["instances"]))
+        raise ConfigError(f"no instance {inst!r} in this run (have: {known})", path="--client")
+    for sid, ss in info["security_servers"].items():
+        if server is not None and sid != server:
+            continue
+        if server is not None or client in ss["clients"]:
+            return str(ss["client_url"])
+    raise ConfigError(
+        f"{client} is not a client of any security server of {inst}"
+        + (f" (or {server} is unknown)" if server else ""),
+        path="--client",
+    )
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    """One X-Road REST call through the client's own security server; prints the answer."""
+    from federation.identifiers import ClientId, IdentifierError, ServiceId
+    from federation.infosystems import xroad_call
+
+    manifest = read_manifest(args.run_dir)
+    try:
+        client = ClientId.parse(args.client)
+        parts = args.target.lstrip("/").split("/")
+        service = ServiceId.parse("/".join(parts[:5]))
+    except IdentifierError as exc:
+        raise ConfigError(str(exc)) from None
+    path = "/" + "/".join(parts[5:]) if len(parts) > 5 else ""
+    url = _client_url(manifest, str(client), args.via)
+    headers = []
+    for h in args.header or []:
+        name, sep, value = h.partition(":")
+        if not sep:
+            raise ConfigError(f"expected NAME: VALUE, found {h!r}", path="--header")
+        headers.append((name.strip(), value.strip()))
+    body = args.data.encode() if args.data is not None else None
+
+    async def call() -> Any:
+        return await xroad_call(
+            url, client, service, path, method=args.method, headers=headers, body=body
+        )
+
+    try:
+        resp = trio.run(call)
+    except OSError as exc:
+        raise FederationError(f"cannot reach {url}: {exc}") from None
+    print(f"HTTP {resp.status}")
+    for k, v in resp.headers:
+        if k.lower().startswith("x-road-") or k.lower() == "content-type":
+            print(f"{k}: {v}")
+    print()
+    text = resp.body.decode("utf-8", "replace")
+    print(text)
+    return 0 if resp.status < 400 else 1
