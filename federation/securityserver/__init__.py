@@ -38,6 +38,7 @@ from federation.securityserver._metaservices import Endpoint as Endpoint
 from federation.securityserver._metaservices import MemberInfo as MemberInfo
 from federation.securityserver._metaservices import ServiceDescription as ServiceDescription
 from federation.securityserver._metaservices import allowed_methods as allowed_methods
+from federation.securityserver._metaservices import check_access as check_access
 from federation.securityserver._metaservices import list_clients as list_clients
 from federation.securityserver._metaservices import list_clients_xml as list_clients_xml
 from federation.securityserver._metaservices import list_methods as list_methods

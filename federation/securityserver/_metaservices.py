@@ -29,6 +29,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from federation.identifiers import ClientId, ServiceId
+from federation.securityserver.errors import Fault, XRoadError
 
 __all__ = [
     "METASERVICES",
@@ -37,6 +38,7 @@ __all__ = [
     "MemberInfo",
     "ServiceDescription",
     "allowed_methods",
+    "check_access",
     "list_clients",
     "list_clients_xml",
     "list_methods",
@@ -249,3 +251,22 @@ class AccessRights:
         grants = dict(self._grants)
         grants[service] = grants.get(service, frozenset()) - {client}
         return AccessRights(grants)
+
+
+def check_access(
+    services: Mapping[ServiceId, ServiceDescription],
+    allowed: Callable[[ClientId, ServiceId], bool],
+    client: ClientId,
+    service: ServiceId,
+) -> ServiceDescription:
+    """The provider security server's service and access checks, in X-Road's order.
+
+    Raises ``XRoadError``: ``UnknownService`` when this server has no such service,
+    ``AccessDenied`` when ``allowed(client, service)`` is false.
+    """
+    desc = services.get(service)
+    if desc is None or service.code in METASERVICES:
+        raise XRoadError(Fault.UNKNOWN_SERVICE, f"Unknown service: {service}")
+    if not allowed(client, service):
+        raise XRoadError(Fault.ACCESS_DENIED, f"Request is not allowed: {service} for {client}")
+    return desc

@@ -377,7 +377,10 @@ def parse_request_header_part(data: bytes) -> RestRequest:
         raise _bad(f"request header part has an unsupported method {verb!r}")
     if "://" in target.split("?", 1)[0]:
         raise _bad("request header part target must be a path")
-    return _request_from(verb, parse_r1_target(target), headers)
+    rest = _request_from(verb, parse_r1_target(target), headers)
+    if rest.header_part() != data:
+        raise _bad("request header part is not in canonical form")
+    return rest
 
 
 def request_hash(header_part: bytes, body: bytes | None) -> bytes:
@@ -479,7 +482,7 @@ def parse_response_header_part(data: bytes) -> RestResponse:
         digest = base64.b64decode(hash_b64, validate=True)
     except ValueError:
         raise _bad("response X-Road-Request-Hash is not base64") from None
-    return RestResponse(
+    rest = RestResponse(
         status=int(status_text),
         reason=reason,
         headers=headers,
@@ -489,6 +492,9 @@ def parse_response_header_part(data: bytes) -> RestResponse:
         request_id=request_id,
         request_hash=digest,
     )
+    if rest.header_part() != data:
+        raise _bad("response header part is not in canonical form")
+    return rest
 
 
 def check_response_matches(request: RestRequest, response: RestResponse, body: bytes) -> None:

@@ -140,3 +140,20 @@ def test_acl_exact_match_and_allowed_methods() -> None:
 def test_endpoint_match(template: str, method: str, path: str, want: dict[str, str] | None) -> None:
     ep = Endpoint("*" if template == "/**" else "GET", template)
     assert ep.match(method, path) == want
+
+
+def test_check_access() -> None:
+    from federation.securityserver import Fault, XRoadError, check_access
+
+    services = {s.service: s for s in SERVICES}
+    acl = AccessRights({INCOME: [CONSUMER]})
+    assert check_access(services, acl, CONSUMER, INCOME).service == INCOME
+    with pytest.raises(XRoadError) as info:
+        check_access(services, acl, KYC, INCOME)
+    assert info.value.fault is Fault.ACCESS_DENIED
+    with pytest.raises(XRoadError) as info:
+        check_access(services, acl, CONSUMER, ServiceId(TAX, "nope"))
+    assert info.value.fault is Fault.UNKNOWN_SERVICE
+    with pytest.raises(XRoadError) as info:
+        check_access(services, acl, CONSUMER, ServiceId(TAX, "listMethods"))
+    assert info.value.fault is Fault.UNKNOWN_SERVICE

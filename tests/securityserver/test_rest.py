@@ -291,6 +291,8 @@ def test_response_id_encoding_escapes_question_mark() -> None:
         b"FOO\r\n/r1/FI/GOV/x/tax/income\r\n",
         b"GET\r\nhttp://evil/r1/FI/GOV/x/tax/income\r\nX-Road-Client:EE/GOV/1\r\nx-road-id:1\r\nx-road-request-id:2\r\n",
         b"GET\r\n/r1/FI/GOV/x/tax/income\r\nHost:x\r\n",
+        b"GET\r\n/r1/FI/GOV/x/tax/income#f\r\nX-Road-Client:EE/GOV/1\r\n"
+        b"x-road-id:1\r\nx-road-request-id:2\r\n",  # not canonical
     ],
 )
 def test_parse_request_header_part_garbage(data: bytes) -> None:
