@@ -56,6 +56,14 @@ def _cmd_serve_instance(args: argparse.Namespace) -> int:
     return cmd_serve_instance(args)
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from federation.topology._generate import write_instances
+
+    for path in write_instances(args.count, args.topology, args.out):
+        print(path)
+    return 0
+
+
 def _cmd_request(args: argparse.Namespace) -> int:
     from federation.topology.up import cmd_request
 
@@ -106,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--reason", default="keyCompromise", help="revocation reason (RFC 5280 name)")
     rv.add_argument("--undo", action="store_true", help="restore the certificate instead")
     rv.set_defaults(func=_cmd_revoke)
+
+    gen = sub.add_parser("generate", help="write instance files for N federated instances")
+    gen.add_argument("count", type=int, help="number of instances")
+    gen.add_argument("--topology", choices=["mesh", "hub"], default="mesh")
+    gen.add_argument("-o", "--out", type=Path, default=Path("generated"), help="output directory")
+    gen.set_defaults(func=_cmd_generate)
 
     rq = sub.add_parser("request", help="make one X-Road REST call and print status, headers, body")
     rq.add_argument("--run-dir", type=Path, required=True)
