@@ -9,8 +9,10 @@ an internal directory (private + shared parameters, internal key) and an externa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from cryptography import x509
 
 from federation.errors import GlobalConfError
 from federation.globalconf import (
@@ -31,6 +33,7 @@ from federation.globalconf import (
     SignedDirectory,
     SubsystemInfo,
     build_signed_directory,
+    cert_hash,
     parse_signed_directory,
     verify_signed_directory,
 )
@@ -61,6 +64,13 @@ class SecurityServerFacts:
     auth_cert_hashes: tuple[str, ...] = ()
     """Registered auth certificates, base64 SHA-256 of the DER (see ``cert_hash``)."""
     maintenance_mode: bool = False
+
+    @classmethod
+    def from_certs(
+        cls, address: str, auth_certs: Sequence[x509.Certificate | bytes] = ()
+    ) -> SecurityServerFacts:
+        """Facts with the hashes of the given auth certificates (objects or DER)."""
+        return cls(address=address, auth_cert_hashes=tuple(cert_hash(c) for c in auth_certs))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,5 +44,7 @@ from federation.globalconf._model import SubsystemInfo as SubsystemInfo
 from federation.globalconf._model import cert_hash as cert_hash
 from federation.globalconf._model import cert_to_pem as cert_to_pem
 from federation.globalconf._signing import ConfSigningKey as ConfSigningKey
+from federation.globalconf._status import central_dir as central_dir
 from federation.globalconf._status import collect_status as collect_status
+from federation.globalconf._status import conf_client_dir as conf_client_dir
 from federation.globalconf._status import render_status as render_status

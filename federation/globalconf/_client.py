@@ -20,7 +20,7 @@ from typing import Any, TypeAlias
 import trio
 
 from federation.clock import Clock, iso
-from federation.errors import GlobalConfError, ProtocolError, TransportError
+from federation.errors import ConfigError, GlobalConfError, ProtocolError, TransportError
 from federation.globalconf._client_core import ConfClientCore, Fetch, HeldConf
 from federation.globalconf._directory import SignedDirectory
 from federation.globalconf._model import (
@@ -30,8 +30,10 @@ from federation.globalconf._model import (
     PrivateParameters,
     SharedParameters,
 )
+from federation.globalconf._status import conf_client_dir
 from federation.http import HttpClient
 from federation.settings import Timers
+from federation.topology import InstanceDef
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,41 @@ class ConfigurationClient:
         self._finished = 0
         self._round_done = trio.Condition()
         self._label = server_id or f"{anchor.instance} configuration client"
+
+    @classmethod
+    def for_security_server(
+        cls,
+        definition: InstanceDef,
+        server_code: str,
+        *,
+        anchor: ConfigurationAnchor,
+        clock: Clock,
+        url_map: UrlMap = None,
+        run_dir: str | os.PathLike[str] | None = None,
+        fetcher: Fetcher | None = None,
+    ) -> ConfigurationClient:
+        """The client of ``definition``'s server ``server_code``: its allowed-federations,
+        the scaled timers, and state under ``<run_dir>/<INST>/ss/<code>/globalconf``."""
+        ss = definition.security_server(server_code)
+        if ss is None:
+            raise ConfigError(
+                f"no security server {server_code!r} in instance {definition.instance}",
+                file=definition.source,
+            )
+        return cls(
+            anchor=anchor,
+            admits=ss.allowed_federations.admits,
+            timers=definition.scaled_timers,
+            clock=clock,
+            server_id=str(ss.id),
+            url_map=url_map,
+            state_dir=(
+                conf_client_dir(run_dir, definition.instance, server_code)
+                if run_dir is not None
+                else None
+            ),
+            fetcher=fetcher,
+        )
 
     # -- loop ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -142,12 +142,35 @@ class ApprovedCA:
     def certificates(self) -> list[x509.Certificate]:
         return [pem_to_cert(p) for p in (self.top_ca_pem, *self.intermediate_pems)]
 
+    @classmethod
+    def from_certs(
+        cls,
+        name: str,
+        top_ca: x509.Certificate,
+        intermediates: Sequence[x509.Certificate] = (),
+        ocsp: Sequence[tuple[str, x509.Certificate | None]] = (),
+    ) -> ApprovedCA:
+        """Build from certificate objects; ``ocsp`` holds ``(url, responder cert)`` pairs."""
+        return cls(
+            name=name,
+            top_ca_pem=cert_to_pem(top_ca),
+            intermediate_pems=tuple(cert_to_pem(c) for c in intermediates),
+            ocsp=tuple(
+                OcspResponder(url=u, cert_pem=cert_to_pem(c) if c is not None else None)
+                for u, c in ocsp
+            ),
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovedTSA:
     name: str
     url: str
     cert_pem: str
+
+    @classmethod
+    def from_cert(cls, name: str, url: str, cert: x509.Certificate) -> ApprovedTSA:
+        return cls(name=name, url=url, cert_pem=cert_to_pem(cert))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

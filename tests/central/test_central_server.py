@@ -20,10 +20,10 @@ from federation.globalconf import (
     ConfigurationAnchor,
     ConfigurationClient,
     ConfSigningKey,
+    central_dir,
     collect_status,
     render_status,
 )
-from federation.globalconf._status import central_dir, conf_client_dir
 from federation.http import HttpClient
 from tests.globalconf.fed import facts_for, shipped
 
@@ -206,13 +206,8 @@ async def test_conf_clients_over_http_and_status(nursery: trio.Nursery, tmp_path
     clients = []
     for d, cs in ((defs["EE"], ee), (defs["FI"], fi)):
         for ss in d.security_servers:
-            c = ConfigurationClient(
-                anchor=cs.internal_anchor(),
-                admits=ss.allowed_federations.admits,
-                timers=d.scaled_timers,
-                clock=SystemClock(),
-                server_id=str(ss.id),
-                state_dir=conf_client_dir(tmp_path, d.instance, ss.code),
+            c = ConfigurationClient.for_security_server(
+                d, ss.code, anchor=cs.internal_anchor(), clock=SystemClock(), run_dir=tmp_path
             )
             await nursery.start(c.run)
             clients.append(c)
