@@ -226,7 +226,7 @@ def cms_verify_detached(
         certs = embedded_certificates(signed)
         signer = find_signer(info, [*certs, *intermediates])
         verify_signer_info(info, signer, data, content_type)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm) as exc:
         raise PkiError(f"malformed CMS signature: {exc}") from None
     others = tuple(c for c in (*certs, *intermediates) if c != signer)
     verify_chain(signer, others, trusted_roots, now, usage)
