@@ -240,7 +240,7 @@ class CentralServer:
 
     async def handle(self, req: Request) -> Response:
         """The public listener: configuration directories and files."""
-        if req.method not in ("GET", "HEAD"):
+        if req.method != "GET":
             return text_response("method not allowed\n", 405)
         if not self.serving:
             return text_response("central server stopped\n", 503)

@@ -8,7 +8,7 @@ Unknown keys are errors. Nothing here raises anything else for bad input.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from os import PathLike, fspath
 from typing import Any, NoReturn
 
@@ -493,7 +493,6 @@ def load_instance(path: str | PathLike[str]) -> InstanceDef:
 
 def check_instances(defs: Sequence[InstanceDef]) -> None:
     """Cross-file checks: unique instance ids; foreign access-rule clients exist if loaded."""
-    by_id: Mapping[str, InstanceDef] = {}
     seen: dict[str, InstanceDef] = {}
     for d in defs:
         if d.instance in seen:
@@ -505,11 +504,10 @@ def check_instances(defs: Sequence[InstanceDef]) -> None:
                 found=d.instance,
             )
         seen[d.instance] = d
-    by_id = seen
     for d in defs:
         for i, rule in enumerate(d.access):
             for j, cid in enumerate(rule.clients):
-                other = by_id.get(cid.instance)
+                other = seen.get(cid.instance)
                 if cid.instance != d.instance and other is not None and not other.has_client(cid):
                     raise ConfigError(
                         f"unknown client {cid}: {other.source} declares no such member/subsystem",
