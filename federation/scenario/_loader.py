@@ -50,15 +50,7 @@ _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|m|min)\s*$")
 _INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)?$")
 _FAULT_KINDS = ("latency", "partition", "revoke", "toxic")
-_TOXIC_TYPES = (
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
-)
+_TOXIC_TYPES = ("bandwidth", "reset_peer", "limit_data")  # latency has its own fault kind
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
