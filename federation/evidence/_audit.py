@@ -1,0 +1,363 @@
+"""``xfed evidence audit``: every record of every message log of a run.
+
+Per record: the CMS signature over its header part and body (signer = the client's member
+for a request, the provider's member for a response, chained to its instance's CA at the
+record's time), the stored digests, the hash-chain link to the previous record, the
+time-stamp coverage (the chain from the record to its batch's stamped value is unbroken and
+the token verifies against the instance's TSA), and pairing: the client's and the
+provider's records of the same message carry the same signature and signed-data digest.
+
+Each record gets exactly one status, first that applies: ``failed`` (a check failed),
+``orphaned`` (the other side has no record of the same message), ``awaiting_timestamp``,
+``verified``. Read-only (SQLite ``mode=ro``, WAL): safe while the run is live; a message
+that is mid-flight may show as orphaned or awaiting for a moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from federation.errors import FederationError
+from federation.evidence._checks import (
+    CheckFailed,
+    check_expected_signer,
+    check_signature_value,
+    check_signer_chain,
+    check_timestamp,
+    parse_signature,
+    signer_member,
+)
+from federation.evidence._run import LogRef, RunInfo, load_run, read_certs
+from federation.identifiers import ClientId, ServiceId
+from federation.securityserver._envelope import signed_data
+from federation.securityserver._messagelog import (
+    GENESIS,
+    LogRecord,
+    MessageLog,
+    MessageLogError,
+    TimestampRecord,
+    chain_step,
+)
+
+COUNT_KEYS = ("records", "verified", "awaiting_timestamp", "orphaned", "failed")
+MAX_PROBLEMS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Trust:
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+    tsas: tuple[x509.Certificate, ...]
+
+
+@dataclass(slots=True)
+class _Rec:
+    server: str
+    id: int
+    xroad_id: str
+    side: str
+    kind: str
+    signature_hash: bytes
+    signed_data_digest: bytes
+    timestamp_id: int | None
+    link_ok: bool
+    problems: list[str] = field(default_factory=list)
+    status: str = ""
+
+
+def _run_trust(run: RunInfo) -> dict[str, _Trust]:
+    out: dict[str, _Trust] = {}
+    for inst in run.instances():
+        obj = run.instance(inst)
+        certs = read_certs(obj.get("ca_cert"))
+        roots = tuple(c for c in certs if c.issuer == c.subject)
+        tsa = obj.get("tsa") if isinstance(obj.get("tsa"), dict) else {}
+        out[inst] = _Trust(
+            roots=roots,
+            intermediates=tuple(c for c in certs if c not in roots),
+            tsas=tuple(read_certs(tsa.get("cert") if tsa else None)),
+        )
+    return out
+
+
+def _expected(rec: LogRecord) -> ClientId | None:
+    try:
+        if rec.kind == "request":
+            return ClientId.parse(rec.client_id)
+        return ServiceId.parse(rec.service_id).client
+    except (FederationError, ValueError):
+        return None
+
+
+def _check_record(rec: LogRecord, trust: dict[str, _Trust]) -> list[str]:
+    problems: list[str] = []
+    if hashlib.sha512(rec.signature).digest() != rec.signature_hash:
+        problems.append("stored signature hash is not SHA-512 of the signature")
+    data = signed_data(rec.header_part, rec.body)
+    if hashlib.sha512(data).digest() != rec.signed_data_digest:
+        problems.append("stored signed-data digest does not match the header part and body")
+    try:
+        sig = parse_signature(rec.signature)
+        check_signature_value(sig, data)
+        member = signer_member(sig)
+        check_expected_signer(rec.kind, member, _expected(rec))
+        t = trust.get(member.instance)
+        if t is None:
+            raise CheckFailed(f"signer instance {member.instance} is not in the run")
+        at = sig.signing_time if sig.signing_time is not None else rec.time
+        check_signer_chain(sig, roots=t.roots, intermediates=t.intermediates, at=at)
+    except CheckFailed as exc:
+        problems.append(f"signature: {exc}")
+    return problems
+
+
+def _open(ref: LogRef) -> MessageLog | None:
+    if not ref.path.exists():
+        return None
+    return MessageLog.open_readonly(ref.path)
+
+
+def _audit_log(ref: LogRef, trust: dict[str, _Trust], recs: list[_Rec]) -> dict[str, Any]:
+    info: dict[str, Any] = {"path": str(ref.path), "instance": ref.instance}
+    try:
+        log = _open(ref)
+    except MessageLogError as exc:
+        info.update(error=str(exc), records=0)
+        return info
+    if log is None:
+        info.update(missing=True, records=0)
+        return info
+    mine: dict[int, _Rec] = {}
+    chains: dict[int, bytes] = {}
+    stamps: dict[int, TimestampRecord] = {}
+    missing: list[list[int]] = []
+    with log:
+        prev: LogRecord | None = None
+        try:
+            for rec in log.records():
+                problems = _check_record(rec, trust)
+                expected_prev: bytes | None
+                if rec.id == 1:
+                    expected_prev = GENESIS
+                elif prev is not None and prev.id == rec.id - 1:
+                    expected_prev = prev.chain
+                else:
+                    expected_prev = None
+                    first_missing = 1 if prev is None else prev.id + 1
+                    missing.append([first_missing, rec.id - 1])
+                    problems.append(
+                        f"hash chain: record(s) {first_missing}..{rec.id - 1} before this one "
+                        "are missing"
+                    )
+                link_ok = expected_prev is not None and (
+                    chain_step(expected_prev, rec.signature_hash) == rec.chain
+                )
+                if expected_prev is not None and not link_ok:
+                    problems.append("hash chain: the link from the previous record is broken")
+                r = _Rec(
+                    server=ref.server,
+                    id=rec.id,
+                    xroad_id=rec.xroad_id,
+                    side=rec.side,
+                    kind=rec.kind,
+                    signature_hash=rec.signature_hash,
+                    signed_data_digest=rec.signed_data_digest,
+                    timestamp_id=rec.timestamp_id,
+                    link_ok=link_ok,
+                    problems=problems,
+                )
+                mine[rec.id] = r
+                chains[rec.id] = rec.chain
+                if rec.timestamp_id is not None and rec.timestamp_id not in stamps:
+                    ts = log.timestamp(rec.timestamp_id)
+                    if ts is not None:
+                        stamps[ts.id] = ts
+                prev = rec
+        except MessageLogError as exc:
+            info["error"] = str(exc)
+    _check_stamps(ref, trust, mine, chains, stamps)
+    recs.extend(mine.values())
+    info.update(
+        records=len(mine),
+        timestamps=len(stamps),
+        last_id=max(mine) if mine else 0,
+        missing_ids=missing,
+    )
+    return info
+
+
+def _check_stamps(
+    ref: LogRef,
+    trust: dict[str, _Trust],
+    mine: dict[int, _Rec],
+    chains: dict[int, bytes],
+    stamps: dict[int, TimestampRecord],
+) -> None:
+    t = trust.get(ref.instance)
+    for ts in stamps.values():
+        token_problem: str | None = None
+        try:
+            if t is None:
+                raise CheckFailed(f"instance {ref.instance} is not in the run")
+            check_timestamp(
+                ts.token,
+                stamped=ts.chain,
+                roots=t.roots,
+                intermediates=t.intermediates,
+                approved_tsas=t.tsas or None,
+            )
+        except CheckFailed as exc:
+            token_problem = f"time-stamp {ts.id}: {exc}"
+        if chains.get(ts.last_record) != ts.chain:
+            token_problem = token_problem or (
+                f"time-stamp {ts.id}: the stamped value is not the chain value of record "
+                f"{ts.last_record}"
+            )
+        # a record is covered when every link from it to the stamped value holds
+        broken_at: int | None = None
+        for i in range(ts.last_record, ts.first_record - 1, -1):
+            r = mine.get(i)
+            if r is None:
+                broken_at = broken_at or i
+                continue
+            if r.timestamp_id == ts.id:
+                if token_problem:
+                    r.problems.append(token_problem)
+                elif broken_at is not None:
+                    r.problems.append(
+                        f"time-stamp {ts.id}: the chain to the stamped value is broken at "
+                        f"record {broken_at}"
+                    )
+            if not r.link_ok and broken_at is None:
+                broken_at = i
+    for r in mine.values():
+        if r.timestamp_id is not None and r.timestamp_id not in stamps:
+            r.problems.append(f"time-stamp {r.timestamp_id} is missing")
+
+
+def _pair(recs: list[_Rec]) -> None:
+    """Match each record with the other side's record of the same message."""
+    by_key: dict[tuple[str, str, str], list[_Rec]] = {}
+    for r in recs:
+        by_key.setdefault((r.xroad_id, r.side, r.kind), []).append(r)
+    for r in recs:
+        other = "provider" if r.side == "client" else "client"
+        peers = by_key.get((r.xroad_id, other, r.kind), [])
+        if not peers:
+            r.status = "orphaned"
+            continue
+        match = [p for p in peers if p.signature_hash == r.signature_hash]
+        if not match:
+            r.problems.append(f"pairing: the {other} side logged a different {r.kind} signature")
+        elif all(p.signed_data_digest != r.signed_data_digest for p in match):
+            r.problems.append(f"pairing: the {other} side's {r.kind} digest differs")
+
+
+def _classify(r: _Rec) -> str:
+    if r.problems:
+        return "failed"
+    if r.status == "orphaned":
+        return "orphaned"
+    if r.timestamp_id is None:
+        return "awaiting_timestamp"
+    return "verified"
+
+
+def audit_run(run_dir: str | Path, *, max_problems: int = MAX_PROBLEMS) -> dict[str, Any]:
+    """Audit every message log of the run in ``run_dir`` (see the module docstring).
+
+    Returns ``{"records", "verified", "awaiting_timestamp", "orphaned", "failed"}`` (each
+    record counted once; the four statuses sum to ``records``) plus ``exchanges`` (distinct
+    X-Road ids), ``complete_exchanges`` (ids with a clean request and response on both
+    sides), ``timestamps``, ``not_clean`` (sorted ids with any record not verified or
+    awaiting), ``problems`` (up to ``max_problems`` records with reasons) and ``logs``
+    (per security server: path, records, timestamps, missing id ranges).
+    """
+    run = load_run(run_dir)
+    trust = _run_trust(run)
+    recs: list[_Rec] = []
+    logs: dict[str, Any] = {}
+    for ref in run.logs:
+        logs[ref.server] = _audit_log(ref, trust, recs)
+    _pair(recs)
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts["records"] = len(recs)
+    by_id: dict[str, list[_Rec]] = {}
+    for r in recs:
+        r.status = _classify(r)
+        counts[r.status] += 1
+        by_id.setdefault(r.xroad_id, []).append(r)
+    not_clean = sorted(
+        xid for xid, rs in by_id.items() if any(r.status in ("failed", "orphaned") for r in rs)
+    )
+    complete = 0
+    for rs in by_id.values():
+        keys = {(r.side, r.kind) for r in rs if r.status in ("verified", "awaiting_timestamp")}
+        if len(keys) == 4 and all(r.status in ("verified", "awaiting_timestamp") for r in rs):
+            complete += 1
+    problems = [
+        {
+            "xroad_id": r.xroad_id,
+            "server": r.server,
+            "record_id": r.id,
+            "side": r.side,
+            "kind": r.kind,
+            "status": r.status,
+            "reasons": r.problems
+            or (["the other side has no record of this message"] if r.status == "orphaned" else []),
+        }
+        for r in _not_clean(recs)
+    ]
+    return {
+        **counts,
+        "exchanges": len(by_id),
+        "complete_exchanges": complete,
+        "timestamps": sum(int(v.get("timestamps", 0)) for v in logs.values()),
+        "not_clean": not_clean,
+        "problems": problems[:max_problems],
+        "problems_truncated": len(problems) > max_problems,
+        "logs": logs,
+    }
+
+
+def _not_clean(recs: list[_Rec]) -> Iterator[_Rec]:
+    for r in sorted(recs, key=lambda r: (r.server, r.id)):
+        if r.status in ("failed", "orphaned"):
+            yield r
+
+
+def audit_text(result: dict[str, Any]) -> str:
+    lines = [
+        f"records {result['records']}: verified {result['verified']}, awaiting time-stamp "
+        f"{result['awaiting_timestamp']}, orphaned {result['orphaned']}, failed "
+        f"{result['failed']}",
+        f"exchanges {result['exchanges']} (complete on both sides: "
+        f"{result['complete_exchanges']}), time-stamps {result['timestamps']}",
+    ]
+    for server, info in result["logs"].items():
+        extra = " (no log yet)" if info.get("missing") else ""
+        if info.get("error"):
+            extra = f" (error: {info['error']})"
+        gaps = info.get("missing_ids") or []
+        if gaps:
+            extra += " missing ids " + ", ".join(f"{a}..{b}" for a, b in gaps)
+        lines.append(f"  {server}: {info.get('records', 0)} records{extra}")
+    for p in result["problems"]:
+        lines.append(
+            f"{p['status'].upper():<8} {p['xroad_id']} {p['side']} {p['kind']} "
+            f"({p['server']} #{p['record_id']}): {'; '.join(p['reasons'])}"
+        )
+    if result.get("problems_truncated"):
+        lines.append("... (more problems; use --json)")
+    return "\n".join(lines)
+
+
+def audit_json(result: dict[str, Any]) -> str:
+    return json.dumps(result, indent=2)

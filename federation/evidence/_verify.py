@@ -1,0 +1,427 @@
+"""Offline verification of an evidence container (``xfed evidence verify``).
+
+Every check yields one :class:`Verdict` line. Trust comes only from the user: ``--ca``
+bundles and ``--anchor`` files (an anchor makes the container's embedded verification
+configuration trusted once its signature verifies, see :mod:`._trust`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from federation.errors import FederationError
+from federation.evidence._checks import (
+    TIME_SKEW_S,
+    CheckFailed,
+    check_expected_signer,
+    check_hash_chain,
+    check_ocsp,
+    check_signature_value,
+    check_signer_chain,
+    check_timestamp,
+    parse_signature,
+    signer_member,
+)
+from federation.evidence._container import (
+    MANIFEST,
+    MIMETYPE,
+    Message,
+    Unpacked,
+    chain_pem,
+    digests,
+    hash_chain_bytes,
+    unpack,
+)
+from federation.evidence._trust import TrustStore, trust_from_anchor
+from federation.globalconf import ConfigurationAnchor
+from federation.identifiers import ClientId
+from federation.pki import load_certs_pem
+from federation.securityserver._envelope import signed_data
+from federation.securityserver._rest import (
+    RestRequest,
+    RestResponse,
+    check_response_matches,
+    parse_request_header_part,
+    parse_response_header_part,
+)
+
+Status = Literal["OK", "FAIL", "PENDING", "INFO"]
+DEFAULT_OCSP_FRESHNESS_S = 3600.0
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_PENDING = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One line of the verdict: ``OK request signature: ...``."""
+
+    status: Status
+    check: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.status:<7} {self.check}: {self.message}"
+
+
+@dataclass(slots=True)
+class Report:
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def add(self, status: Status, check: str, message: str) -> None:
+        self.verdicts.append(Verdict(status, check, message))
+
+    def failed(self, check: str | None = None) -> list[Verdict]:
+        return [
+            v for v in self.verdicts if v.status == "FAIL" and (check is None or v.check == check)
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed()
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed():
+            return EXIT_FAIL
+        if any(v.status == "PENDING" for v in self.verdicts):
+            return EXIT_PENDING
+        return EXIT_OK
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "verdicts": [
+                {"status": v.status, "check": v.check, "message": v.message} for v in self.verdicts
+            ],
+        }
+
+
+def _check_manifest(u: Unpacked, r: Report) -> None:
+    names = list(u.entries)
+    if not names or names[0] != "mimetype" or u.mimetype != MIMETYPE.encode():
+        r.add("FAIL", "container", f"first entry must be 'mimetype' = {MIMETYPE}")
+    else:
+        r.add("OK", "container", f"mimetype {MIMETYPE}")
+    listed = u.manifest.get("entries")
+    if not isinstance(listed, list):
+        r.add("FAIL", "manifest", "no entry list")
+        return
+    seen: set[str] = set()
+    bad = 0
+    for e in listed:
+        if not isinstance(e, dict) or not isinstance(e.get("path"), str):
+            r.add("FAIL", "manifest", f"malformed entry {e!r:.80}")
+            bad += 1
+            continue
+        path = e["path"]
+        seen.add(path)
+        data = u.entries.get(path)
+        if data is None:
+            r.add("FAIL", "manifest", f"{path} is listed but missing")
+            bad += 1
+            continue
+        got = digests(data)
+        wrong = [alg for alg in ("sha256", "sha512") if e.get(alg) != got[alg]]
+        if wrong or e.get("size") != len(data):
+            r.add("FAIL", "manifest", f"{path}: {'/'.join(wrong) or 'size'} does not match")
+            bad += 1
+    for name in names:
+        if name not in seen and name not in ("mimetype", MANIFEST):
+            r.add("FAIL", "manifest", f"{name} is in the zip but not in the manifest")
+            bad += 1
+    if not bad:
+        r.add("OK", "manifest", f"{len(listed)} entries, SHA-256 and SHA-512 match")
+
+
+def _expected_signer(
+    kind: str, req: RestRequest | None, resp: RestResponse | None
+) -> ClientId | None:
+    if kind == "request":
+        return req.client if req else None
+    if resp is not None:
+        return resp.service.client
+    return req.service.client if req else None
+
+
+def _parse_headers(m: Message | None, r: Report) -> tuple[RestRequest | None, RestResponse | None]:
+    if m is None:
+        return None, None
+    try:
+        if m.kind == "request":
+            return parse_request_header_part(m.header_part), None
+        return None, parse_response_header_part(m.header_part)
+    except FederationError as exc:
+        r.add("FAIL", f"{m.kind} headers", f"header part does not parse: {exc}")
+        return None, None
+
+
+def _check_message(
+    m: Message,
+    *,
+    expected: ClientId | None,
+    log_instance: str,
+    trust: TrustStore,
+    freshness_override: float | None,
+    r: Report,
+) -> None:
+    k = m.kind
+    body = m.body if m.body else None
+    data = signed_data(m.header_part, body)
+    if m.signed_data == data:
+        r.add("OK", f"{k} signed-data", "matches the header part and the body digest")
+    else:
+        r.add("FAIL", f"{k} signed-data", "does not match the header part and body")
+
+    try:
+        sig = parse_signature(m.signature)
+        check_signature_value(sig, data)
+    except CheckFailed as exc:
+        r.add("FAIL", f"{k} signature", str(exc))
+        sig = None
+    if sig is None:
+        r.add("FAIL", f"{k} certificate", "not checked: the signature does not parse/verify")
+        r.add("FAIL", f"{k} OCSP", "not checked: no verified signer")
+        return
+    r.add(
+        "OK",
+        f"{k} signature",
+        f"CMS signature over header part and body verifies ({_subj(sig.signer)})",
+    )
+
+    at = sig.signing_time
+    if at is None:
+        meta_time = m.meta.get("time")
+        at = float(meta_time) if isinstance(meta_time, int | float) else None
+    chain = None
+    try:
+        if at is None:
+            raise CheckFailed("the signature has no signingTime")
+        member = signer_member(sig)
+        check_expected_signer(k, member, expected)
+        inst = member.instance
+        chain = check_signer_chain(
+            sig, roots=trust.roots(inst), intermediates=trust.intermediates(inst), at=at
+        )
+        _check_chain_file(m, chain)
+        src = "; ".join(trust.sources(inst))
+        r.add(
+            "OK",
+            f"{k} certificate",
+            f"signed by member {member}; chain to '{_subj(chain[-1])}' valid at {_iso(at)} [{src}]",
+        )
+    except CheckFailed as exc:
+        r.add("FAIL", f"{k} certificate", str(exc))
+
+    if chain is None or at is None or len(chain) < 2:
+        r.add("FAIL", f"{k} OCSP", "not checked: the signer certificate is not trusted")
+    else:
+        inst = signer_member(sig).instance
+        freshness = freshness_override or trust.ocsp_freshness_s(inst) or DEFAULT_OCSP_FRESHNESS_S
+        try:
+            what = check_ocsp(
+                m.ocsp_responses,
+                cert=sig.signer,
+                issuer=chain[1],
+                at=at,
+                freshness_s=freshness,
+                approved_responders=trust.ocsp_responders(inst),
+            )
+            r.add("OK", f"{k} OCSP", what)
+        except CheckFailed as exc:
+            r.add("FAIL", f"{k} OCSP", str(exc))
+
+    _check_stamp(m, sig_time=at, log_instance=log_instance, trust=trust, r=r)
+
+
+def _check_chain_file(m: Message, chain: Sequence[object]) -> None:
+    try:
+        certs = load_certs_pem(m.signer_chain_pem)
+    except FederationError as exc:
+        raise CheckFailed(f"signer-chain.pem: {exc}") from None
+    if not certs or certs[0] != chain[0] or any(c not in chain for c in certs):
+        raise CheckFailed("signer-chain.pem is not the signer's certificate chain")
+    if m.signer_chain_pem != chain_pem(certs):
+        raise CheckFailed("signer-chain.pem is not in canonical PEM form")
+
+
+def _check_stamp(
+    m: Message, *, sig_time: float | None, log_instance: str, trust: TrustStore, r: Report
+) -> None:
+    k = m.kind
+    if m.hash_chain_raw is None and m.timestamp is None:
+        if m.meta.get("timestamped") is False:
+            rid = m.meta.get("record_id")
+            r.add("PENDING", f"{k} time-stamp", f"record {rid} is not yet time-stamped")
+        else:
+            r.add("FAIL", f"{k} time-stamp", "no time-stamp token and no hash chain")
+        return
+    hc = m.hash_chain
+    if hc is None:
+        r.add("FAIL", f"{k} hash chain", "hash-chain.json is missing or malformed")
+    elif m.hash_chain_raw != hash_chain_bytes(hc):
+        r.add("FAIL", f"{k} hash chain", "hash-chain.json is not in canonical form")
+    else:
+        try:
+            check_hash_chain(m.signature, hc.previous, hc.steps, hc.stamped)
+            if hc.batch_last - hc.record_id + 1 != len(hc.steps):
+                raise CheckFailed("the number of steps does not match the batch")
+            if m.last_step is not None and m.last_step != hc.last_step_data():
+                raise CheckFailed("hash-chain-last-step.bin is not the last link")
+            if m.last_step is not None and hashlib.sha512(m.last_step).digest() != hc.stamped:
+                raise CheckFailed("SHA-512 of hash-chain-last-step.bin is not the stamped value")
+            r.add(
+                "OK",
+                f"{k} hash chain",
+                f"record {hc.record_id} -> {len(hc.steps)} step(s) -> stamped chain value of "
+                f"record {hc.batch_last}",
+            )
+        except CheckFailed as exc:
+            r.add("FAIL", f"{k} hash chain", str(exc))
+    if m.timestamp is None:
+        r.add("FAIL", f"{k} time-stamp", "timestamp.tst is missing")
+        return
+    if hc is None:
+        r.add("FAIL", f"{k} time-stamp", "not checked: no hash chain gives the stamped value")
+        return
+    try:
+        gen_time = check_timestamp(
+            m.timestamp,
+            stamped=hc.stamped,
+            roots=trust.roots(log_instance),
+            intermediates=trust.intermediates(log_instance),
+            approved_tsas=trust.tsas(log_instance),
+        )
+        if sig_time is not None and gen_time + TIME_SKEW_S < sig_time:
+            raise CheckFailed(
+                f"genTime {_iso(gen_time)} is before the signing time {_iso(sig_time)}"
+            )
+        r.add(
+            "OK",
+            f"{k} time-stamp",
+            f"RFC 3161 token over the chain value, genTime {_iso(gen_time)}, TSA of {log_instance}",
+        )
+    except CheckFailed as exc:
+        r.add("FAIL", f"{k} time-stamp", str(exc))
+
+
+def _subj(cert: object) -> str:
+    from cryptography import x509
+
+    assert isinstance(cert, x509.Certificate)
+    return cert.subject.rfc4514_string()
+
+
+def _iso(ts: float) -> str:
+    from federation.clock import iso
+
+    return iso(ts)
+
+
+def verify_unpacked(
+    u: Unpacked,
+    *,
+    anchors: Sequence[ConfigurationAnchor] = (),
+    trust: TrustStore | None = None,
+    ocsp_freshness_s: float | None = None,
+) -> Report:
+    """Every check of docs/evidence.md on a parsed container."""
+    r = Report()
+    store = TrustStore(trust.trusts if trust else ())
+    _check_manifest(u, r)
+    for anchor in anchors:
+        t, verdict = trust_from_anchor(anchor, u.evidence.conf_files)
+        r.add("OK" if verdict.ok else "FAIL", f"trust {anchor.instance}", verdict.message)
+        if t is not None:
+            store.add(t)
+    ev = u.evidence
+    log_instance = str(ev.meta.get("instance") or "")
+    req_m = ev.messages.get("request")
+    resp_m = ev.messages.get("response")
+    if req_m is None and resp_m is None:
+        r.add("FAIL", "exchange", "the container holds no message")
+        return r
+    req, _ = _parse_headers(req_m, r)
+    _, resp = _parse_headers(resp_m, r)
+    for m in (req_m, resp_m):
+        if m is None:
+            continue
+        _check_message(
+            m,
+            expected=_expected_signer(m.kind, req, resp),
+            log_instance=log_instance,
+            trust=store,
+            freshness_override=ocsp_freshness_s,
+            r=r,
+        )
+    _check_exchange(ev.xroad_id, req_m, resp_m, req, resp, r)
+    return r
+
+
+def _check_exchange(
+    xroad_id: str,
+    req_m: Message | None,
+    resp_m: Message | None,
+    req: RestRequest | None,
+    resp: RestResponse | None,
+    r: Report,
+) -> None:
+    if req_m is None or resp_m is None:
+        which = "request" if req_m is not None else "response"
+        r.add("INFO", "exchange", f"the container holds only the {which}")
+        return
+    if req is None or resp is None:
+        r.add("FAIL", "exchange", "not checked: a header part does not parse")
+        return
+    try:
+        check_response_matches(req, resp, req_m.body or b"")
+        if req.xroad_id != xroad_id:
+            raise FederationError(f"X-Road-Id {req.xroad_id} is not the manifest's {xroad_id}")
+    except FederationError as exc:
+        msg = getattr(exc, "message", None) or str(exc)
+        r.add("FAIL", "exchange", str(msg))
+        return
+    r.add(
+        "OK",
+        "exchange",
+        f"response answers the request (X-Road-Id {xroad_id}, client, service, request hash)",
+    )
+
+
+def verify_container(
+    data: bytes,
+    *,
+    anchors: Sequence[ConfigurationAnchor] = (),
+    trust: TrustStore | None = None,
+    ocsp_freshness_s: float | None = None,
+    source: str = "container",
+) -> Report:
+    """Unpack and verify; ConfigError when ``data`` is not a container at all."""
+    return verify_unpacked(
+        unpack(data, source=source),
+        anchors=anchors,
+        trust=trust,
+        ocsp_freshness_s=ocsp_freshness_s,
+    )
+
+
+def report_text(report: Report) -> str:
+    lines = [v.line() for v in report.verdicts]
+    n_fail = len(report.failed())
+    if n_fail:
+        lines.append(f"FAILED: {n_fail} check(s) failed")
+    elif report.exit_code == EXIT_PENDING:
+        lines.append("VERIFIED, time-stamp pending")
+    else:
+        lines.append("VERIFIED")
+    return "\n".join(lines)
+
+
+def report_json(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2)
