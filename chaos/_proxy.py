@@ -197,7 +197,8 @@ class _Pump:
             self.wake_scope = None
 
 
-def _close_stream(stream: trio.abc.HalfCloseableStream, reset: bool) -> None:
+async def _close_stream(stream: trio.abc.HalfCloseableStream, reset: bool) -> None:
+    """Close at once, even inside a cancelled scope; with ``reset`` a socket sends RST."""
     if isinstance(stream, trio.SocketStream):
         if reset:
             try:
@@ -205,6 +206,9 @@ def _close_stream(stream: trio.abc.HalfCloseableStream, reset: bool) -> None:
             except OSError:
                 pass
         stream.socket.close()
+        return
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(stream)
 
 
 class Connection:
@@ -246,8 +250,7 @@ class Connection:
         finally:
             if upstream is None:
                 proxy.live -= 1
-                _close_stream(self.client, reset=False)
-                await trio.aclose_forcefully(self.client)
+                await _close_stream(self.client, reset=False)
         if upstream is not None:
             await self.relay(upstream)
 
@@ -274,8 +277,7 @@ class Connection:
             for pump in self.pumps.values():
                 pump.link.close(trio.current_time())
             for stream in (self.client, upstream):
-                _close_stream(stream, self.reset)
-                await trio.aclose_forcefully(stream)
+                await _close_stream(stream, self.reset)
 
 
 class ProxyRuntime:
