@@ -6,18 +6,18 @@ import random
 
 import pytest
 
-from chaos import Close, LinkCore, Send, SendEof
+from chaos import Action, Close, LinkCore, Send, SendEof
 
 from .conftest import make_spec, rng
 
 
-def sends(actions: list) -> bytes:
+def sends(actions: list[Action]) -> bytes:
     return b"".join(a.data for a in actions if isinstance(a, Send))
 
 
-def run_until(link: LinkCore, end: float) -> list[tuple[float, object]]:
+def run_until(link: LinkCore, end: float) -> list[tuple[float, Action]]:
     """Step through every deadline up to ``end``; returns (time, action) pairs."""
-    out: list[tuple[float, object]] = []
+    out: list[tuple[float, Action]] = []
     now = 0.0
     while True:
         out += [(now, a) for a in link.poll(now)]
@@ -48,6 +48,7 @@ def test_latency_counts_from_read_time_and_keeps_order() -> None:
     assert link.poll(0.1) == [Send(b"a")]
     # Not 0.2: the second chunk waits 100 ms from its own read time.
     deadline = link.next_deadline()
+    assert deadline is not None
     assert deadline == pytest.approx(0.15)
     assert link.poll(deadline - 0.001) == []
     assert link.poll(deadline) == [Send(b"b")]
@@ -102,14 +103,16 @@ def test_bandwidth_paces_bytes_per_millisecond_in_100ms_pieces() -> None:
     link = LinkCore([make_spec("bandwidth", rate=10)], rng(), 0.0)  # 10 KB/s = 10 B/ms
     link.feed(b"x" * 2500, 0.0)
     link.feed(b"y" * 100, 0.0)
-    timeline = [(round(t, 6), len(a.data)) for t, a in run_until(link, 10.0)]
+    timeline = [(round(t, 6), len(a.data)) for t, a in run_until(link, 10.0) if isinstance(a, Send)]
     assert timeline == [(0.1, 1000), (0.2, 1000), (0.25, 500), (0.26, 100)]
 
 
 def test_bandwidth_idle_time_earns_no_burst() -> None:
     link = LinkCore([make_spec("bandwidth", rate=1)], rng(), 0.0)
     link.feed(b"z" * 10, 5.0)
-    assert [(round(t, 6), len(a.data)) for t, a in run_until(link, 10.0)] == [(5.01, 10)]
+    assert [
+        (round(t, 6), len(a.data)) for t, a in run_until(link, 10.0) if isinstance(a, Send)
+    ] == [(5.01, 10)]
 
 
 def test_bandwidth_back_pressure() -> None:

@@ -98,11 +98,12 @@ async def test_removing_timeout_closes_connection(api: httpx.AsyncClient, echo_p
     await add_toxic(api, "timeout", "upstream", timeout=0)
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     await stream.send_all(b"lost")
-    while (await api.get("/proxies/echo")).json()["stats"]["bytes_upstream"] < 4:
-        await trio.sleep(0.005)  # wait until the proxy has read (and dropped) it
     assert (await api.delete("/proxies/echo/toxics/timeout_upstream")).status_code == 204
     with trio.fail_after(5):
-        assert await stream.receive_some(10) == b""
+        try:
+            assert await stream.receive_some(10) == b""
+        except trio.BrokenResourceError:
+            pass  # closed before the proxy read "lost": the kernel answers with RST
     await stream.aclose()
 
 
@@ -180,7 +181,7 @@ async def test_disable_closes_connections_and_listener(
     assert (await api.post("/proxies/echo", json={"enabled": False})).status_code == 200
     with trio.fail_after(5):
         assert await stream.receive_some(10) == b""
-    with pytest.raises(OSError, match="Connection refused|connect"):
+    with pytest.raises(OSError, match=r"Connection refused|connect"):
         await trio.open_tcp_stream("127.0.0.1", port)
     assert (await api.post("/proxies/echo", json={"enabled": True})).status_code == 200
     again = await trio.open_tcp_stream("127.0.0.1", port)

@@ -3,7 +3,6 @@ toxic changes on live connections, aborts and counters, exactly and without real
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -24,7 +23,7 @@ class Wired:
 
 
 @pytest.fixture
-async def wired(nursery: trio.Nursery) -> AsyncIterator[Wired]:
+async def wired(nursery: trio.Nursery) -> Wired:
     proxy = ProxyRuntime(name="p", listen="127.0.0.1:0", upstream="127.0.0.1:1", seed=SEED)
     client, proxy_client_side = trio.testing.memory_stream_pair()
     proxy_upstream_side, server = trio.testing.memory_stream_pair()
@@ -32,7 +31,7 @@ async def wired(nursery: trio.Nursery) -> AsyncIterator[Wired]:
     conn = Connection(proxy, proxy_client_side, 1)
     nursery.start_soon(conn.relay, proxy_upstream_side)
     await trio.testing.wait_all_tasks_blocked()
-    yield Wired(proxy, conn, client, server)
+    return Wired(proxy, conn, client, server)
 
 
 async def receive_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:
