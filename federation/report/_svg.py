@@ -74,11 +74,14 @@ class LogScale:
         return self.p0 + (x - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
 
     def ticks(self) -> list[float]:
-        return [
-            10.0**e
-            for e in range(math.floor(self.lo), math.ceil(self.hi) + 1)
-            if self.lo <= e <= self.hi
-        ]
+        mults = (1, 2, 5) if self.hi - self.lo < 3 else (1,)
+        out: list[float] = []
+        for e in range(math.floor(self.lo), math.ceil(self.hi) + 1):
+            for m in mults:
+                v = m * 10.0**e
+                if self.lo <= math.log10(v) <= self.hi:
+                    out.append(float(v))
+        return out
 
 
 class LinScale:
@@ -217,15 +220,16 @@ def latency_timeline(journal: dict[str, Any], directions: Sequence[str]) -> str:
             f"<title>{escape(str(r['error']))}</title></path>"
         )
     out.append("</g>")
-    lx = f.left + 8
+    lx = f.left + 4
+    ly = f.top - 8
     for d in directions:
-        out.append(f'<circle cx="{lx}" cy="{f.height - 26}" r="4" fill="{color[d]}"/>')
-        out.append(f'<text x="{lx + 7}" y="{f.height - 22}" class="legend">{escape(d)}</text>')
+        out.append(f'<circle cx="{lx}" cy="{ly - 4}" r="4" fill="{color[d]}"/>')
+        out.append(f'<text x="{lx + 7}" y="{ly}" class="legend">{escape(d)}</text>')
         lx += 14 + 7 * len(d) + 12
     out.append(
-        f'<path d="M{lx - 3} {f.height - 29}L{lx + 3} {f.height - 23}M{lx - 3} {f.height - 23}L{lx + 3} {f.height - 29}" stroke="{ERROR_COLOR}"/>'
+        f'<path d="M{lx - 3} {ly - 7}L{lx + 3} {ly - 1}M{lx - 3} {ly - 1}L{lx + 3} {ly - 7}" stroke="{ERROR_COLOR}"/>'
     )
-    out.append(f'<text x="{lx + 7}" y="{f.height - 22}" class="legend">error</text>')
+    out.append(f'<text x="{lx + 7}" y="{ly}" class="legend">error</text>')
     if stride > 1:
         out.append(
             f'<text x="{f.left + f.pw - 4}" y="{f.top - 6}" class="tick" text-anchor="end">'
@@ -241,7 +245,7 @@ def throughput_timeline(journal: dict[str, Any]) -> str:
     reqs = journal.get("requests") or []
     duration = max(float(journal.get("duration_s") or 0), 1e-3)
     end_s = max(duration * scale, 1.0)
-    bins = max(1, min(120, math.ceil(duration)))
+    bins = max(10, min(120, math.ceil(duration * 2)))
     width_s = end_s / bins
     ok = [0] * bins
     bad = [0] * bins

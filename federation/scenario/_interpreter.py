@@ -18,6 +18,7 @@ import datetime as _dt
 import json
 import logging
 import math
+import ssl
 import traceback
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -30,7 +31,7 @@ import trio
 
 from chaos import FaultClient
 from federation.bench import RequestRecord, Target, run_closed_loop, run_open_loop, send_one
-from federation.bench._load import ClientFactory, default_client_factory, direction_of, xroad_target
+from federation.bench._load import ClientFactory, default_client_factory, xroad_target
 from federation.errors import ScenarioError
 from federation.scenario._checks import CheckResult, Sample, check_audit, check_no_central_broker
 from federation.scenario._faults import FaultApplyError, FaultRunner, Revoker
@@ -142,6 +143,8 @@ class _Run:
         self.chaos: FaultClient | None = None
         self.current: StepResult | None = None
         self.status = "running"
+        self.phase = "starting"
+        self._ssl: ssl.SSLContext | None = None
         self.error: str | None = None
         self.manifest_summary: dict[str, Any] = {}
 
@@ -257,6 +260,7 @@ class _Run:
                 if self.sc.load is not None:
                     if self.sc.check("no_central_broker") is not None and self.chaos is not None:
                         b0 = self.now()
+                        self.phase = "baseline (no load)"
                         await trio.sleep(self._baseline_real_s())
                         await self._sample_now()
                         self.baseline = (b0, self.now())
@@ -266,6 +270,7 @@ class _Run:
                     load_done.set()
                 for step in self.sc.steps:
                     await self._exec(step)
+                self.phase = "final checks"
                 spec = self.sc.check("steady_state")
                 if spec is not None:
                     self.checks.append(await self._steady_state(spec))
@@ -366,7 +371,7 @@ class _Run:
         if step is not None:
             where = f"step {step.step.index + 1}/{len(self.sc.steps)} {step.step.kind}"
         else:
-            where = "setup" if self.status == "running" else self.status
+            where = self.phase
         active = ", ".join(w.name for w in self.faults.active) if self.faults else ""
         rate = f"{len(recent) / 1.0:.0f} req/s"
         pct = f"{100 * errors / total:.1f}%" if total else "0%"
@@ -435,7 +440,9 @@ class _Run:
         deadline = self.now() + (self.real(step.within_s) if step.within_s else 0.0)
         timeout = self.sc.load.timeout_real_s if self.sc.load else 10.0
         attempts = 0
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        async with httpx.AsyncClient(timeout=timeout, verify=self._ssl) as client:
             while True:
                 attempts += 1
                 rec, body = await send_one(client, target, origin=self.origin, source="step")
@@ -590,7 +597,10 @@ class _Run:
         last_heal = max(ends, default=0.0)
         window = self.real(spec.window_s or 10.0)
         min_req = spec.min_requests or 10
-        deadline = self.now() + self.real(spec.within_s or 120.0)
+        within = self.real(spec.within_s or 120.0)
+        if self.sc.load.rate:  # leave time for min_requests to arrive at all
+            within = max(within, 2.0 * min_req / self.sc.load.rate)
+        deadline = self.now() + within
         while True:
             recs = self._sliding(last_heal, window, min_req, Filter())
             if len(recs) >= min_req and all(r.ok for r in recs):
@@ -613,10 +623,15 @@ class _Run:
                 )
             if self.now() >= deadline:
                 st = stats(recs)
+                why = (
+                    f"only {len(recs)} requests completed after the last heal (need {min_req})"
+                    if len(recs) < min_req
+                    else f"errors continue after the last heal: {_top(st['error_types'])}"
+                )
                 return CheckResult(
                     name,
                     False,
-                    f"errors continue after the last heal: {_top(st['error_types'])}",
+                    why,
                     {"last_window": st},
                     spec.path,
                 )
@@ -891,7 +906,3 @@ def _write(run: _Run, run_dir: Path, write_report: bool) -> RunResult:
             logger.exception("cannot write the HTML report")
     code = {"passed": 0, "invalid": 2}.get(run.status, 1)
     return RunResult(code, run.status, journal, path, report)
-
-
-def direction(client: str, service: str) -> str:
-    return direction_of(client, service)
