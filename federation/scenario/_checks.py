@@ -18,10 +18,13 @@
 ``no_lost_messages``, ``evidence_verifies``, ``timestamped``
     Judge the result of an auditor ``audit(run_dir) -> dict`` over the message logs
     (``records``, ``verified``, ``awaiting_timestamp``, ``orphaned``, ``failed``; optionally
-    ``exchanges`` or ``xroad_ids``) against the journal's successful exchanges:
+    ``complete_exchanges`` + ``not_clean``, ``xroad_ids`` or ``exchanges``; as
+    :func:`federation.evidence.audit_run` returns) against the journal's successful exchanges:
 
     * ``no_lost_messages``: every successful exchange is on both sides' logs. With
       ``xroad_ids`` every successful request's ``X-Road-Id`` must be listed; else with
+      ``complete_exchanges`` (request and response clean on both sides) the count must reach
+      the journal's and no successful request's id may be in ``not_clean``; else with
       ``exchanges`` the count must reach the journal's; else ``records`` must reach
       ``RECORDS_PER_EXCHANGE`` (request + response, logged by both servers) per exchange.
       ``orphaned`` (a record without its counterpart) must be 0.
@@ -181,6 +184,11 @@ def check_audit(
             figures["missing"] = missing[:20]
             figures["missing_count"] = len(missing)
             lost = len(missing)
+        elif "complete_exchanges" in audit:
+            figures["complete_exchanges"] = audit["complete_exchanges"]
+            broken = sorted(set(ok_ids) & set(audit.get("not_clean") or []))
+            figures["not_clean"] = broken[:20]
+            lost = max(0, exchanges - int(audit["complete_exchanges"]), len(broken))
         elif "exchanges" in audit:
             lost = max(0, exchanges - int(audit["exchanges"]))
         else:

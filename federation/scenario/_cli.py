@@ -24,13 +24,16 @@ from federation.scenario._loader import load_scenario
 
 
 def default_auditor() -> Auditor | None:
-    """``federation.evidence.audit`` when the evidence package provides it."""
+    """``federation.evidence.audit_run`` when the evidence package provides it."""
     try:
         mod = importlib.import_module("federation.evidence")
     except ImportError:
         return None
-    audit = getattr(mod, "audit", None)
-    return audit if callable(audit) else None
+    for name in ("audit_run", "audit"):
+        audit = getattr(mod, name, None)
+        if callable(audit):
+            return audit
+    return None
 
 
 def default_run_dir() -> Path:

@@ -289,3 +289,55 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert "http://" not in html
     assert "https://" not in html
     assert not re.search(r"""(src|href)\s*=|url\(|@import|<script|<link""", html)
+
+
+def test_check_audit_with_complete_exchanges() -> None:
+    from federation.scenario._checks import check_audit
+
+    audit = {"records": 40, "verified": 36, "awaiting_timestamp": 4, "orphaned": 0, "failed": 0,
+             "exchanges": 11, "complete_exchanges": 10, "not_clean": ["FI-3"]}  # fmt: skip
+    ok = check_audit("no_lost_messages", audit, ok_ids=["EE-1", "EE-2"], exchanges=10)
+    assert ok.passed
+    lost = check_audit("no_lost_messages", audit, ok_ids=["FI-3"], exchanges=10)
+    assert not lost.passed
+    assert lost.figures["not_clean"] == ["FI-3"]
+    assert not check_audit("no_lost_messages", audit, ok_ids=[], exchanges=11).passed
+    assert check_audit("evidence_verifies", audit, ok_ids=[], exchanges=10).passed
+    ts = check_audit("timestamped", audit, ok_ids=[], exchanges=10)
+    assert not ts.passed
+    assert "4 records still await" in ts.message
+    assert not check_audit(
+        "evidence_verifies", {**audit, "failed": 1}, ok_ids=[], exchanges=10
+    ).passed
+
+
+def test_default_auditor_is_the_evidence_audit() -> None:
+    from federation.evidence import audit_run
+    from federation.scenario._cli import default_auditor
+
+    assert default_auditor() is audit_run
+
+
+def test_no_central_broker_rule() -> None:
+    from federation.scenario._checks import Sample, check_no_central_broker
+
+    def run(per_exchange_central: int) -> tuple[bool, dict[str, Any]]:
+        samples, cs, ss = [], 0, 0
+        for t in range(40):
+            if t % 5 == 0:
+                cs += 3000  # a configuration download every 5 s, load or not
+            if t >= 10:  # load from t=10: 50 exchanges/s of 4 KB between security servers
+                ss += 50 * 4000
+                cs += 50 * per_exchange_central
+            samples.append(Sample(float(t), {"ss-ss": ss, "ss-cs": cs}))
+        r = check_no_central_broker(
+            samples, baseline=(0.0, 10.0), load=(10.0, 39.0), exchanges=1450
+        )
+        return r.passed, r.figures
+
+    passed, figs = run(0)
+    assert passed
+    assert figs["decisive"]
+    passed, figs = run(4000)  # a broker: the message goes through the central server too
+    assert not passed
+    assert figs["central_excess_bytes"] > figs["limit_bytes"]
