@@ -26,6 +26,9 @@ from ._model import (
 from ._proxy import ProxyRuntime, split_host_port
 
 
+DEFAULT_LISTEN = "127.0.0.1:0"
+
+
 class PopulateError(ApiError):
     """Raised when ``/populate`` fails part-way; ``proxies`` are the entries already handled."""
 
@@ -131,8 +134,13 @@ class ProxyCollection:
     async def _create(self, wanted: ProxyInput) -> ProxyRuntime:
         if wanted.name in self._proxies:
             raise ApiError(409, "proxy already exists")
+        # Deviation: Toxiproxy binds every interface when listen is omitted; we stay on
+        # loopback (say "[::]:0" or "0.0.0.0:0" to listen everywhere).
         proxy = ProxyRuntime(
-            name=wanted.name, listen=wanted.listen, upstream=wanted.upstream, seed=self._seed
+            name=wanted.name,
+            listen=wanted.listen or DEFAULT_LISTEN,
+            upstream=wanted.upstream,
+            seed=self._seed,
         )
         if wanted.enabled:
             await self._start(proxy)

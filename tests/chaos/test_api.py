@@ -261,3 +261,9 @@ async def test_malformed_http_keeps_server_running(
         data += await stream.receive_some(4096)
     await stream.aclose()
     assert (await api.get("/version")).status_code == 200
+
+
+async def test_omitted_listen_stays_on_loopback(api: httpx.AsyncClient) -> None:
+    r = await api.post("/proxies", json={"name": "l", "upstream": "h:1"})
+    assert r.status_code == 201
+    assert r.json()["listen"].startswith("127.0.0.1:")
