@@ -25,7 +25,6 @@ from ._model import (
 )
 from ._proxy import ProxyRuntime, split_host_port
 
-
 DEFAULT_LISTEN = "127.0.0.1:0"
 
 
