@@ -72,6 +72,8 @@ class FaultWindow:
 def describe(step: FaultStep) -> dict[str, Any]:
     f = step.fault
     if isinstance(f, PartitionFault):
+        if f.source is not None:
+            return {"partition": {"of": f.target, "from": f.source}}
         return {"partition": f.target}
     if isinstance(f, LatencyFault):
         where: dict[str, Any] = {"link": f.link} if f.link else {"between": list(f.between or ())}
@@ -162,10 +164,19 @@ class FaultRunner:
                     window.targets.append(link)
             elif isinstance(f, PartitionFault):
                 chaos = self._need_chaos()
-                ph: FaultHandle = await chaos.partition(f.target)
-                undo.append(ph.heal)
-                window.targets.extend(self.view.links_to(f.target) or [f.target])
-                window.detail.append(ph.description)
+                if f.source is None:
+                    ph: FaultHandle = await chaos.partition(f.target)
+                    undo.append(ph.heal)
+                    window.targets.extend(self.view.links_to(f.target) or [f.target])
+                    window.detail.append(ph.description)
+                else:
+                    links = self.view.partition_links(f.target, f.source)
+                    if not links:
+                        raise ManifestError(f"no chaos link leads from {f.source} to {f.target}")
+                    for link in links:  # a whole proxy name is a partition target too
+                        ph = await chaos.partition(link)
+                        undo.append(ph.heal)
+                        window.targets.append(link)
             else:
                 await self._apply_revoke(f, window, undo)
         except Exception as exc:

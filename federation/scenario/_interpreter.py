@@ -212,6 +212,10 @@ class _Run:
                     elif isinstance(f, PartitionFault):
                         if f.target not in comps:
                             raise ManifestError(f"no component {f.target} in this federation")
+                        if f.source is not None and not view.partition_links(f.target, f.source):
+                            raise ManifestError(
+                                f"no chaos link leads from {f.source} to {f.target}"
+                            )
                     elif f.between is not None:
                         for inst in f.between:
                             if not view.has_instance(inst):
@@ -502,14 +506,20 @@ class _Run:
         for e in step.errors_absent:
             if e in types:
                 problems.append(f"{e} seen {types[e]} times")
-        for key, limit in (("p50_ms", step.p50_ms), ("p99_ms", step.p99_ms)):
+        for key, limit, low in (
+            ("p50_ms", step.p50_ms, False),
+            ("p99_ms", step.p99_ms, False),
+            ("p50_ms", step.min_p50_ms, True),
+        ):
             if limit is None:
                 continue
             got = fig.get(key)
             if got is None:
                 problems.append(f"{key}: no successful request to measure")
-            elif got > limit:
+            elif not low and got > limit:
                 problems.append(f"{key} {got:.1f} > {limit:g}")
+            elif low and got < limit:
+                problems.append(f"{key} {got:.1f} < {limit:g}")
         res.passed = not problems
         res.figures = fig
         summary = f"{n} requests, error rate {rate if rate is not None else '-'}"
@@ -551,13 +561,15 @@ class _Run:
                     res.message = f"{step.error} seen after {tte:.1f} s (scenario time)"
                     return
             else:
-                assert step.error_rate is not None
                 recs = self._sliding(
                     start, self.real(step.window_s), step.min_requests, step.filter
                 )
                 if len(recs) >= step.min_requests:
                     errs = sum(1 for r in recs if not r.ok)
-                    if errs / len(recs) <= step.error_rate:
+                    rate = errs / len(recs)
+                    if (step.error_rate is not None and rate <= step.error_rate) or (
+                        step.min_error_rate is not None and rate >= step.min_error_rate
+                    ):
                         res.passed = True
                         reached = self.now()
                         res.figures = {
@@ -566,7 +578,7 @@ class _Run:
                             "window_errors": errs,
                         }
                         after = res.figures["reached_after_s"]
-                        res.message = f"error rate <= {step.error_rate:g} after {after:.1f} s"
+                        res.message = f"{_cond(step)} after {after:.1f} s (scenario time)"
                         return
             if self.now() >= deadline:
                 break
@@ -576,7 +588,7 @@ class _Run:
             self._sliding(start, self.real(step.window_s), step.min_requests, step.filter)
         )
         res.figures = {"last_window": recent}
-        what = step.error if step.error is not None else f"error rate <= {step.error_rate:g}"
+        what = step.error if step.error is not None else _cond(step)
         res.message = (
             f"{what} not reached within {step.within_s:g} s (scenario time); "
             f"last window: {recent['requests']} requests, {_top(recent['error_types'])}"
@@ -817,6 +829,12 @@ class _Run:
             and all(c.passed for c in self.checks)
             and len(self.checks) == len(self.sc.checks)
         )
+
+
+def _cond(step: WaitUntilStep) -> str:
+    if step.error_rate is not None:
+        return f"error rate <= {step.error_rate:g}"
+    return f"error rate >= {step.min_error_rate:g}"
 
 
 def _top(types: Mapping[str, int]) -> str:

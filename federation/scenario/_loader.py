@@ -589,11 +589,14 @@ def _fault(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> FaultStep:
     value = m[kind]
     fault: FaultSpec
     if kind == "partition":
+        source = None
         if isinstance(value, dict):
-            pm = ctx.mapping(value, fp, required=("of",), allowed=("of",))
+            pm = ctx.mapping(value, fp, required=("of",), allowed=("of", "from"))
+            if "from" in pm:
+                source = ctx.component(pm["from"], _join(fp, "from"))
             value = pm["of"]
             fp = _join(fp, "of")
-        fault = PartitionFault(target=ctx.component(value, fp))
+        fault = PartitionFault(target=ctx.component(value, fp), source=source)
     elif kind == "latency":
         lm = ctx.mapping(
             value, fp, required=("ms",), allowed=("link", "between", "ms", "jitter_ms", "stream")
@@ -711,11 +714,21 @@ def _wait_until(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> WaitU
         spec,
         sp,
         required=("within",),
-        allowed=("error", "error_rate", "within", "window", "min_requests", *_FILTER_KEYS),
+        allowed=(
+            "error",
+            "error_rate",
+            "min_error_rate",
+            "within",
+            "window",
+            "min_requests",
+            *_FILTER_KEYS,
+        ),
     )
-    if ("error" in m) == ("error_rate" in m):
+    if sum(k in m for k in ("error", "error_rate", "min_error_rate")) != 1:
         ctx.fail(
-            sp, "give exactly one condition", "error: <X-Road error type> or error_rate: <fraction>"
+            sp,
+            "give exactly one condition",
+            "error: <X-Road error type>, error_rate: <at most> or min_error_rate: <at least>",
         )
     error = (
         ctx.string(m["error"], _join(sp, "error"), "an X-Road error type") if "error" in m else None
@@ -725,6 +738,9 @@ def _wait_until(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> WaitU
         within_s=ctx.duration(m["within"], _join(sp, "within")),
         error=error,
         error_rate=rate,
+        min_error_rate=ctx.fraction(m["min_error_rate"], _join(sp, "min_error_rate"))
+        if "min_error_rate" in m
+        else None,
         window_s=ctx.duration(m.get("window", "10s"), _join(sp, "window")),
         min_requests=ctx.integer(
             m.get("min_requests", 10), _join(sp, "min_requests"), minimum=1, what="bad count"
@@ -747,11 +763,20 @@ def _expect(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> ExpectSte
             "errors_absent",
             "p50_ms",
             "p99_ms",
+            "min_p50_ms",
             "min_requests",
             *_FILTER_KEYS,
         ),
     )
-    conds = ("error_rate", "min_error_rate", "errors_seen", "errors_absent", "p50_ms", "p99_ms")
+    conds = (
+        "error_rate",
+        "min_error_rate",
+        "errors_seen",
+        "errors_absent",
+        "p50_ms",
+        "p99_ms",
+        "min_p50_ms",
+    )
     if not any(k in m for k in conds):
         ctx.fail(sp, "nothing to expect", "at least one of " + ", ".join(conds))
 
@@ -774,6 +799,7 @@ def _expect(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> ExpectSte
         else (),
         p50_ms=opt_ms("p50_ms"),
         p99_ms=opt_ms("p99_ms"),
+        min_p50_ms=opt_ms("min_p50_ms"),
         min_requests=ctx.integer(
             m.get("min_requests", 1), _join(sp, "min_requests"), minimum=0, what="bad count"
         ),

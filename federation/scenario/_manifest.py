@@ -121,6 +121,14 @@ class ManifestView:
             if lk.target == target or lk.target.startswith(target + ".")
         )
 
+    def partition_links(self, target: str, source: str) -> list[str]:
+        """Links leading to ``target`` whose source is ``source`` or lies under it."""
+        return sorted(
+            n
+            for n in self.links_to(target)
+            if self.links[n].source == source or self.links[n].source.startswith(source + ".")
+        )
+
     # ---- certificates and PKI endpoints --------------------------------------------
     def cert_paths(self, cert: str, of: str) -> list[Path]:
         """Certificate files for ``revoke``: ``auth`` of a server (``FI.fi-ss1``) or of every

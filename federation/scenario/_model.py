@@ -97,7 +97,11 @@ class LatencyFault:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PartitionFault:
+    """Every proxy leading to ``target``; with ``source``, only those coming from that
+    component or instance."""
+
     target: str
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +154,7 @@ class WaitUntilStep(StepBase):
     within_s: float
     error: str | None = None
     error_rate: float | None = None
+    min_error_rate: float | None = None
     window_s: float = 10.0
     min_requests: int = 10
     filter: Filter = field(default_factory=Filter)
@@ -167,6 +172,7 @@ class ExpectStep(StepBase):
     errors_absent: tuple[str, ...] = ()
     p50_ms: float | None = None
     p99_ms: float | None = None
+    min_p50_ms: float | None = None
     min_requests: int = 1
     filter: Filter = field(default_factory=Filter)
     kind: str = "expect"

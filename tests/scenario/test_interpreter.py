@@ -341,3 +341,27 @@ def test_no_central_broker_rule() -> None:
     passed, figs = run(4000)  # a broker: the message goes through the central server too
     assert not passed
     assert figs["central_excess_bytes"] > figs["limit_bytes"]
+
+
+async def test_latency_between_instances_and_partition_from(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    body = """\
+steps:
+  - fault: {name: wan, latency: {between: [EE, FI], ms: 20, jitter_ms: 5}}
+  - expect: {window: 30s, direction: EE->FI, min_p50_ms: 30, p99_ms: 200}
+  - expect: {window: 30s, direction: FI, p99_ms: 5}
+  - heal: wan
+  - fault: {name: ee-cs, partition: {of: EE.cs, from: EE.ee-ss1}}
+  - wait_until: {min_error_rate: 1, within: 400s, direction: EE->FI}
+  - expect: {window: 30s, direction: FI, error_rate: 0}
+"""
+    res = await run_scenario(make(tmp_path, body), FakeFederation().start, tmp_path / "run")
+    j = res.journal
+    assert res.exit_code == 0, json.dumps(j["expectations"], indent=1)
+    assert j["expectations"][0]["figures"]["p50_ms"] >= 30
+    wan, cs = j["faults"]
+    assert sorted(wan["targets"]) == ["EE.ee-ss1--FI.fi-ss1", "FI.fi-ss1--EE.ee-ss1"]
+    assert cs["targets"] == ["EE.ee-ss1--EE.cs"]
+    assert cs["spec"] == {"partition": {"of": "EE.cs", "from": "EE.ee-ss1"}}
+    assert "error rate >= 1 after" in j["expectations"][3]["message"]
