@@ -31,6 +31,7 @@ from federation.evidence._checks import (
     check_signature_value,
     check_signer_chain,
     check_timestamp,
+    failure_text,
     parse_signature,
     signer_member,
 )
@@ -113,8 +114,8 @@ def _check_record(rec: LogRecord, trust: dict[str, _Trust]) -> list[str]:
             raise CheckFailed(f"signer instance {member.instance} is not in the run")
         at = sig.signing_time if sig.signing_time is not None else rec.time
         check_signer_chain(sig, roots=t.roots, intermediates=t.intermediates, at=at)
-    except CheckFailed as exc:
-        problems.append(f"signature: {exc}")
+    except Exception as exc:  # a trust boundary: any parse error is a failure
+        problems.append(f"signature: {failure_text(exc)}")
     return problems
 
 
@@ -213,8 +214,8 @@ def _check_stamps(
                 intermediates=t.intermediates,
                 approved_tsas=t.tsas or None,
             )
-        except CheckFailed as exc:
-            token_problem = f"time-stamp {ts.id}: {exc}"
+        except Exception as exc:
+            token_problem = f"time-stamp {ts.id}: {failure_text(exc)}"
         if chains.get(ts.last_record) != ts.chain:
             token_problem = token_problem or (
                 f"time-stamp {ts.id}: the stamped value is not the chain value of record "

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asn1crypto import cms, core
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from federation.errors import FederationError
@@ -33,6 +36,21 @@ TIME_SKEW_S = 5.0
 
 class CheckFailed(Exception):
     """Raised by a check that did not hold; ``str()`` says why."""
+
+
+def failure_text(exc: BaseException) -> str:
+    """A verdict message for any exception a check raised on untrusted bytes (lazy ASN.1
+    parsers raise ValueError and friends late, e.g. when a field is first read)."""
+    if isinstance(exc, CheckFailed | FederationError):
+        return str(exc)
+    return f"malformed data: {type(exc).__name__}: {exc}"
+
+
+def _describe(cert: x509.Certificate) -> str:
+    try:
+        return describe(cert)
+    except Exception:
+        return "a malformed certificate"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,9 +103,9 @@ def _check_structure(signed: cms.SignedData, info: cms.SignerInfo, what: str) ->
     """The unsigned fields around the signature agree with the signed ones: a changed
     version, digestAlgorithms set or signature algorithm is a tampered structure."""
     digest = info["digest_algorithm"]["algorithm"].native
-    listed = [a["algorithm"].native for a in signed["digest_algorithms"]]
-    if listed != [digest]:
-        raise CheckFailed(f"{what}: digestAlgorithms {listed} do not match the signer's {digest}")
+    listed = [a.dump() for a in signed["digest_algorithms"]]
+    if listed != [info["digest_algorithm"].dump()]:
+        raise CheckFailed(f"{what}: digestAlgorithms do not match the signer's {digest}")
     if signed["version"].native not in ("v1", "v3"):
         raise CheckFailed(f"{what}: unexpected SignedData version {signed['version'].native}")
     sid_kind = info["sid"].name
@@ -106,13 +124,28 @@ def _check_structure(signed: cms.SignedData, info: cms.SignerInfo, what: str) ->
         raise CheckFailed(f"{what}: unexpected unsigned attributes")
 
 
+def check_cert_encoding(cert: x509.Certificate, what: str) -> None:
+    """The certificate's (unsigned) signature BIT STRING declares no unused bits.
+
+    Parsers accept ``03 len 01 ...`` and compare such a certificate equal to the original,
+    so without this a flipped byte there would go unnoticed."""
+    try:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        raw = asn1_x509.Certificate.load(der)["signature_value"].contents
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckFailed(f"{what} embeds a malformed certificate: {exc}") from None
+    if raw[:1] != b"\x00":
+        raise CheckFailed(f"{what} embeds {_describe(cert)} with a non-DER signature field")
+
+
 def check_embedded(
     embedded: Sequence[x509.Certificate], chain: Sequence[x509.Certificate], what: str
 ) -> None:
     """Every certificate embedded in a signature belongs to the validated chain."""
     for c in embedded:
+        check_cert_encoding(c, what)
         if c not in chain:
-            raise CheckFailed(f"{what} embeds {describe(c)}, which is not in the signer's chain")
+            raise CheckFailed(f"{what} embeds {_describe(c)}, which is not in the signer's chain")
 
 
 def check_signature_value(sig: SignatureInfo, signed_data: bytes) -> None:
@@ -194,8 +227,17 @@ def check_ocsp(
                 continue
             errors.append(f"response {i}: {exc}")
             continue
+        resp = ocsp.load_der_ocsp_response(der)
+        try:
+            basic = asn1_ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
+            if basic["signature"].contents[:1] != b"\x00":
+                raise CheckFailed(f"OCSP response {i}: the signature field is not DER")
+            for c in resp.certificates:
+                check_cert_encoding(c, f"OCSP response {i}")
+        except CheckFailed as exc:
+            errors.append(str(exc))
+            continue
         if approved_responders is not None:
-            resp = ocsp.load_der_ocsp_response(der)
             if not (
                 _responder_is(resp, issuer)
                 or any(_responder_is(resp, c) for c in approved_responders)

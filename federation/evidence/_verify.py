@@ -23,6 +23,7 @@ from federation.evidence._checks import (
     check_signature_value,
     check_signer_chain,
     check_timestamp,
+    failure_text,
     parse_signature,
     signer_member,
 )
@@ -182,8 +183,8 @@ def _check_message(
     try:
         sig = parse_signature(m.signature)
         check_signature_value(sig, data)
-    except CheckFailed as exc:
-        r.add("FAIL", f"{k} signature", str(exc))
+    except Exception as exc:  # a trust boundary: any parse error is a failure
+        r.add("FAIL", f"{k} signature", failure_text(exc))
         sig = None
     if sig is None:
         r.add("FAIL", f"{k} certificate", "not checked: the signature does not parse/verify")
@@ -216,8 +217,8 @@ def _check_message(
             f"{k} certificate",
             f"signed by member {member}; chain to '{_subj(chain[-1])}' valid at {_iso(at)} [{src}]",
         )
-    except CheckFailed as exc:
-        r.add("FAIL", f"{k} certificate", str(exc))
+    except Exception as exc:  # a trust boundary: any parse error is a failure
+        r.add("FAIL", f"{k} certificate", failure_text(exc))
 
     if chain is None or at is None or len(chain) < 2:
         r.add("FAIL", f"{k} OCSP", "not checked: the signer certificate is not trusted")
@@ -234,8 +235,8 @@ def _check_message(
                 approved_responders=trust.ocsp_responders(inst),
             )
             r.add("OK", f"{k} OCSP", what)
-        except CheckFailed as exc:
-            r.add("FAIL", f"{k} OCSP", str(exc))
+        except Exception as exc:  # a trust boundary: any parse error is a failure
+            r.add("FAIL", f"{k} OCSP", failure_text(exc))
 
     _check_stamp(m, sig_time=at, log_instance=log_instance, trust=trust, r=r)
 
@@ -282,8 +283,8 @@ def _check_stamp(
                 f"record {hc.record_id} -> {len(hc.steps)} step(s) -> stamped chain value of "
                 f"record {hc.batch_last}",
             )
-        except CheckFailed as exc:
-            r.add("FAIL", f"{k} hash chain", str(exc))
+        except Exception as exc:  # a trust boundary: any parse error is a failure
+            r.add("FAIL", f"{k} hash chain", failure_text(exc))
     if m.timestamp is None:
         r.add("FAIL", f"{k} time-stamp", "timestamp.tst is missing")
         return
@@ -307,15 +308,18 @@ def _check_stamp(
             f"{k} time-stamp",
             f"RFC 3161 token over the chain value, genTime {_iso(gen_time)}, TSA of {log_instance}",
         )
-    except CheckFailed as exc:
-        r.add("FAIL", f"{k} time-stamp", str(exc))
+    except Exception as exc:  # a trust boundary: any parse error is a failure
+        r.add("FAIL", f"{k} time-stamp", failure_text(exc))
 
 
 def _subj(cert: object) -> str:
     from cryptography import x509
 
     assert isinstance(cert, x509.Certificate)
-    return cert.subject.rfc4514_string()
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return "(malformed subject)"
 
 
 def _iso(ts: float) -> str:

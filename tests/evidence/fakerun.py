@@ -20,10 +20,12 @@ from federation.globalconf import (
     ConfigurationAnchor,
     ConfSigningKey,
     GlobalSettings,
-    OcspResponder as OcspInfo,
     SharedParameters,
     build_signed_directory,
     cert_to_pem,
+)
+from federation.globalconf import (
+    OcspResponder as OcspInfo,
 )
 from federation.identifiers import ClientId, SecurityServerId, ServiceId
 from federation.pki import (
@@ -123,7 +125,10 @@ class FakeRun:
                     top_ca_pem=cert_to_pem(k.ca.root.cert),
                     intermediate_pems=(cert_to_pem(k.ca.intermediate.cert),),
                     ocsp=(
-                        OcspInfo(url="http://ocsp.test/", cert_pem=cert_to_pem(k.responder.responder.cert)),
+                        OcspInfo(
+                            url="http://ocsp.test/",
+                            cert_pem=cert_to_pem(k.responder.responder.cert),
+                        ),
                     ),
                 ),
             ),
