@@ -38,12 +38,14 @@ from federation.pki import (
     parse_ts_reply,
 )
 from federation.securityserver import (
+    Envelope,
     MessageLog,
     build_rest_request,
     build_rest_response,
     request_hash,
     sign_envelope,
 )
+from federation.securityserver._messagelog import Side
 
 EE_CLIENT = ClientId.parse("EE/GOV/70000001/consumer")
 EE_SERVICE = ServiceId.parse("EE/GOV/70000001/registry/persons")
@@ -248,19 +250,24 @@ class FakeRun:
             request_digest=request_hash(req.header_part(), body),
         )
         resp_env = sign_envelope("response", resp.header_part(), response_body, signer=psign)
-        common = {
-            "xroad_id": xid,
-            "client_id": str(client),
-            "service_id": str(service),
-            "request_id": req.request_id,
-        }
-        ck.log.append_envelope(req_env, side="client", now=now, **common)
-        if provider_logs:
-            pk.log.append_envelope(req_env, side="provider", now=now, **common)
-            pk.log.append_envelope(
-                resp_env, side="provider", now=now, ocsp_responses=[p_ocsp], **common
+
+        def log(to: MessageLog, env: Envelope, side: Side, ocsp: list[bytes] | None) -> None:
+            to.append_envelope(
+                env,
+                side=side,
+                xroad_id=xid,
+                client_id=str(client),
+                service_id=str(service),
+                request_id=req.request_id,
+                now=now,
+                ocsp_responses=ocsp,
             )
-        ck.log.append_envelope(resp_env, side="client", now=now, **common)
+
+        log(ck.log, req_env, "client", None)
+        if provider_logs:
+            log(pk.log, req_env, "provider", None)
+            log(pk.log, resp_env, "provider", [p_ocsp])
+        log(ck.log, resp_env, "client", None)
         return xid
 
     def stamp(self, *insts: str, now: float | None = None) -> None:
