@@ -364,4 +364,4 @@ steps:
     assert sorted(wan["targets"]) == ["EE.ee-ss1--FI.fi-ss1", "FI.fi-ss1--EE.ee-ss1"]
     assert cs["targets"] == ["EE.ee-ss1--EE.cs"]
     assert cs["spec"] == {"partition": {"of": "EE.cs", "from": "EE.ee-ss1"}}
-    assert "error rate >= 1 after" in j["expectations"][3]["message"]
+    assert "error rate >= 1 after" in j["expectations"][2]["message"]
