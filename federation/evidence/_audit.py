@@ -233,8 +233,8 @@ def _check_stamps(
                     r.problems.append(token_problem)
                 elif broken_at is not None:
                     r.problems.append(
-                        f"time-stamp {ts.id}: the chain to the stamped value is broken at "
-                        f"record {broken_at}"
+                        f"time-stamp {ts.id}: the chain to the stamped value is broken at the "
+                        f"link into record {broken_at}"
                     )
             if not r.link_ok and broken_at is None:
                 broken_at = i

@@ -35,8 +35,8 @@ async def test_exchanges_export_verify_and_audit(tmp_path: Path) -> None:
             ss(fed, i, c).log for i, c in (("EE", "ee-ss1"), ("FI", "fi-ss1"), ("FI", "fi-ss2"))
         ]
         with trio.fail_after(30):
-            while any(log.status()["unstamped"] for log in logs):
-                await trio.sleep(0.05)
+            while any(log.status()["unstamped"] for log in logs):  # noqa: ASYNC110
+                await trio.sleep(0.05)  # the time-stamper runs in another task every 0.2 s
 
         run_dir = fed.plan.run_dir
         inst = fed.manifest["instances"]

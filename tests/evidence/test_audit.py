@@ -1,0 +1,149 @@
+"""audit_run over a run's message logs: clean runs, pending stamps, deletions, tampering."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from federation.evidence import audit_run
+from tests.evidence.fakerun import EE_CLIENT, EE_SERVICE, FI_CLIENT, FI_SERVICE, FakeRun
+
+KEYS = {"records", "verified", "awaiting_timestamp", "orphaned", "failed"}
+
+
+def counts(result: dict[str, object]) -> dict[str, object]:
+    return {k: result[k] for k in KEYS}
+
+
+def test_clean_run(run: FakeRun) -> None:
+    for _ in range(3):
+        run.exchange(EE_CLIENT, FI_SERVICE)
+        run.exchange(FI_CLIENT, EE_SERVICE, body=None)
+    run.stamp()
+    result = audit_run(run.run_dir)
+    assert KEYS <= set(result)
+    assert counts(result) == {
+        "records": 24,
+        "verified": 24,
+        "awaiting_timestamp": 0,
+        "orphaned": 0,
+        "failed": 0,
+    }
+    assert result["exchanges"] == result["complete_exchanges"] == 6
+    assert result["not_clean"] == []
+
+
+def test_pending_is_not_failed(run: FakeRun) -> None:
+    run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    run.exchange(EE_CLIENT, FI_SERVICE)  # after the stamp: waits for the next batch
+    result = audit_run(run.run_dir)
+    assert result["verified"] == 4
+    assert result["awaiting_timestamp"] == 4
+    assert result["failed"] == result["orphaned"] == 0
+    assert result["complete_exchanges"] == 2
+
+
+def test_deleted_row_on_one_side_is_orphaned(run: FakeRun) -> None:
+    xids = [run.exchange(EE_CLIENT, FI_SERVICE) for _ in range(3)]
+    run.stamp()
+    victim = xids[2]
+    fi = run.kits["FI"].log.path
+    db = sqlite3.connect(fi)
+    with db:
+        db.execute(
+            "DELETE FROM record_ocsp WHERE record_id IN "
+            "(SELECT id FROM records WHERE xroad_id = ? AND kind = 'response')",
+            (victim,),
+        )
+        db.execute("DELETE FROM records WHERE xroad_id = ? AND kind = 'response'", (victim,))
+    db.close()
+    result = audit_run(run.run_dir)
+    assert result["orphaned"] == 1
+    (orphan,) = [p for p in result["problems"] if p["status"] == "orphaned"]
+    assert orphan["xroad_id"] == victim
+    assert orphan["side"] == "client"
+    assert orphan["kind"] == "response"
+    assert victim in result["not_clean"]
+    assert result["records"] == 11
+    # the provider's last record was in the time-stamped batch: the chain to the stamped
+    # value now misses a link, so the records before it in that batch lose their coverage
+    assert result["failed"] >= 1
+    assert result["logs"]["FI/GOV/0245437-2/fi-ss1"]["records"] == 5
+
+
+def test_deleted_row_in_the_middle_breaks_the_chain(run: FakeRun) -> None:
+    xids = [run.exchange(EE_CLIENT, FI_SERVICE) for _ in range(3)]
+    run.stamp()
+    db = sqlite3.connect(run.kits["EE"].log.path)
+    with db:
+        db.execute("DELETE FROM record_ocsp WHERE record_id = 3")
+        db.execute("DELETE FROM records WHERE id = 3")  # xids[1]'s client request
+    db.close()
+    result = audit_run(run.run_dir)
+    assert result["logs"]["EE/GOV/70000001/ee-ss1"]["missing_ids"] == [[3, 3]]
+    assert result["orphaned"] == 1  # the provider's copy of that request
+    assert xids[1] in result["not_clean"]
+    reasons = [r for p in result["problems"] for r in p["reasons"]]
+    assert any("record(s) 3..3" in r for r in reasons)
+    # records 1 and 2 were stamped in the same batch: their chain passed through record 3
+    covered = {p["record_id"]: p["reasons"] for p in result["problems"] if p["side"] == "client"}
+    assert "link into record 4" in covered[1][0]
+    assert "link into record 4" in covered[2][0]
+
+
+def test_tampered_body_fails(run: FakeRun) -> None:
+    xid = run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    db = sqlite3.connect(run.kits["FI"].log.path)
+    with db:
+        db.execute(
+            "UPDATE records SET body = ? WHERE xroad_id = ? AND kind = 'request'",
+            (b'{"q": 2}', xid),
+        )
+    db.close()
+    result = audit_run(run.run_dir)
+    assert result["failed"] == 1
+    (p,) = result["problems"]
+    assert p["side"] == "provider"
+    assert any("signature" in r for r in p["reasons"])
+
+
+def test_tampered_chain_and_token_fail(run: FakeRun) -> None:
+    run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    db = sqlite3.connect(run.kits["EE"].log.path)
+    with db:
+        token = db.execute("SELECT token FROM timestamps").fetchone()[0]
+        db.execute("UPDATE timestamps SET token = ?", (token[:-1] + bytes([token[-1] ^ 1]),))
+    db.close()
+    result = audit_run(run.run_dir)
+    assert result["failed"] == 2  # both EE records are covered by the broken token
+    assert all("time-stamp 1" in p["reasons"][0] for p in result["problems"])
+
+
+def test_pairing_mismatch_fails(run: FakeRun) -> None:
+    a = run.exchange(EE_CLIENT, FI_SERVICE)
+    b = run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    # the provider's record of b's response claims to be a's: same id, other signature
+    db = sqlite3.connect(run.kits["FI"].log.path)
+    with db:
+        db.execute(
+            "UPDATE records SET xroad_id = ? WHERE xroad_id = ? AND kind = 'response'", (a, b)
+        )
+    db.close()
+    result = audit_run(run.run_dir)
+    reasons = [r for p in result["problems"] for r in p["reasons"]]
+    assert any("different response signature" in r for r in reasons)
+
+
+def test_missing_log_file_is_empty(run: FakeRun) -> None:
+    run.kits["FI"].log.close()
+    run.kits["FI"].log.path.unlink()
+    for suffix in ("-wal", "-shm"):
+        run.kits["FI"].log.path.with_name(run.kits["FI"].log.path.name + suffix).unlink(
+            missing_ok=True
+        )
+    result = audit_run(run.run_dir)
+    assert result["records"] == 0
+    assert result["logs"]["FI/GOV/0245437-2/fi-ss1"]["missing"] is True
