@@ -32,9 +32,7 @@ def _positive_float(text: str) -> float:
 
 def _cmd_chaos_serve(args: argparse.Namespace) -> int:
     from chaos import main_serve
-    from federation.topology._processes import set_parent_death_signal
 
-    set_parent_death_signal()
     return main_serve(host=args.host, port=args.port, seed=args.seed)
 
 
@@ -48,6 +46,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from federation.topology.up import cmd_status
 
     return cmd_status(args)
+
+
+def _cmd_serve_chaos(args: argparse.Namespace) -> int:
+    from federation.topology._processes import serve_chaos_main
+
+    return serve_chaos_main(args.seed)
 
 
 def _cmd_serve_instance(args: argparse.Namespace) -> int:
@@ -99,7 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="ec",
         help="key algorithm of all issued certificates",
     )
+    up.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every instance in this process (default: a process per instance)",
+    )
     up.set_defaults(func=_cmd_up)
+
+    si = sub.add_parser("serve-instance", help=argparse.SUPPRESS)
+    si.add_argument("--plan", type=Path, required=True)
+    si.add_argument("--instance", required=True)
+    si.set_defaults(func=_cmd_serve_instance)
+
+    sc = sub.add_parser("serve-chaos", help=argparse.SUPPRESS)
+    sc.add_argument("--seed", type=int, default=None)
+    sc.set_defaults(func=_cmd_serve_chaos)
 
     st = sub.add_parser("status", help="configuration held by each security server of a run")
     st.add_argument("--run-dir", type=Path, required=True)

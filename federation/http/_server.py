@@ -13,6 +13,7 @@ import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import h11
@@ -95,7 +96,9 @@ async def _send_response(
     headers.append(("Content-Length", str(len(resp.body))))
     if not keep:
         headers.append(("Connection", "close"))
-    data = conn.send(h11.Response(status_code=resp.status, headers=headers))
+    data = conn.send(
+        h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
+    )
     if resp.body:
         data += conn.send(h11.Data(data=resp.body))
     data += conn.send(h11.EndOfMessage())
@@ -199,6 +202,13 @@ async def _handle_connection(
         logger.debug("%s: connection ended: %s", name, exc)
     finally:
         await trio.aclose_forcefully(stream)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def _wants_keep_alive(headers: list[tuple[str, str]]) -> bool:

@@ -16,7 +16,6 @@ own, :func:`open_federation_processes` raises :class:`ChildCrashed` with its log
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -64,17 +63,19 @@ class ChildCrashed(StartupError):
         )
 
 
-def set_parent_death_signal() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (no-op elsewhere, and when
-    not started by a coordinator: ``XFED_CHILD`` unset)."""
-    if not sys.platform.startswith("linux") or os.environ.get("XFED_CHILD") != "1":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except OSError:  # pragma: no cover - no libc
-        pass
+async def exit_with_parent(cancel: trio.CancelScope, *, period_s: float = 0.5) -> None:
+    """Cancel ``cancel`` once this process's parent is gone (we were re-parented).
+
+    ``PR_SET_PDEATHSIG`` is not used: Linux ties it to the *thread* that forked, and trio
+    may spawn from a worker thread, so the child would die when that thread ends.
+    """
+    parent = os.getppid()
+    while True:
+        await trio.sleep(period_s)
+        if os.getppid() != parent:
+            break
+    logger.warning("parent process %d is gone: stopping", parent)
+    cancel.cancel()
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -152,7 +153,7 @@ async def _spawn(name: str, cmd: list[str], log: Path) -> _Child:
             stdout=subprocess.PIPE,
             stderr=logf,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "XFED_CHILD": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     finally:
         logf.close()
@@ -176,7 +177,7 @@ async def open_federation_processes(
         async with trio.open_nursery() as nursery:
             chaos = await _spawn(
                 "chaos",
-                _child_cmd("chaos", "serve", "--port", "0", "--seed", str(plan.seed)),
+                _child_cmd("serve-chaos", "--seed", str(plan.seed)),
                 logs / "chaos.log",
             )
             children.append(chaos)
@@ -279,8 +280,8 @@ async def _serve_instance(plan: RunPlan, inst: str) -> None:
 
 
 def serve_instance_main(plan_path: Path, inst: str) -> int:
-    """``xfed serve-instance``: run one instance until SIGTERM/SIGINT or stdin closes."""
-    set_parent_death_signal()
+    """``xfed serve-instance``: run one instance until SIGTERM/SIGINT, stdin closes, or the
+    parent process dies."""
     plan = RunPlan.from_file(plan_path)
 
     async def main() -> None:
@@ -292,9 +293,30 @@ def serve_instance_main(plan_path: Path, inst: str) -> int:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(serve)
+                nursery.start_soon(exit_with_parent, nursery.cancel_scope)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     break
+
+    trio.run(main)
+    return 0
+
+
+def serve_chaos_main(seed: int | None) -> int:
+    """``xfed serve-chaos``: the chaos proxy as a child of a coordinator (prints its API URL
+    on the first line; stops on SIGTERM/SIGINT or when the parent dies)."""
+    from chaos import ChaosServer
+
+    async def main() -> None:
+        server = ChaosServer(seed=seed)
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                address = await nursery.start(server.serve, "127.0.0.1", 0)
+                print(address.url, flush=True)
+                nursery.start_soon(exit_with_parent, nursery.cancel_scope)
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
 
     trio.run(main)
     return 0
