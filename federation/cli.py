@@ -60,6 +60,28 @@ def _cmd_serve_instance(args: argparse.Namespace) -> int:
     return cmd_serve_instance(args)
 
 
+def _evidence(name: str) -> Command:
+    def run(args: argparse.Namespace) -> int:
+        from federation.evidence import _cli
+
+        func: Command = getattr(_cli, name)
+        return func(args)
+
+    return run
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from federation.topology.up import cmd_run
+
+    return cmd_run(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from federation.topology.up import cmd_demo
+
+    return cmd_demo(args)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from federation.topology._generate import write_instances
 
@@ -110,12 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=_cmd_up)
 
-    si = sub.add_parser("serve-instance", help=argparse.SUPPRESS)
+    si = sub.add_parser("serve-instance")
     si.add_argument("--plan", type=Path, required=True)
     si.add_argument("--instance", required=True)
     si.set_defaults(func=_cmd_serve_instance)
 
-    sc = sub.add_parser("serve-chaos", help=argparse.SUPPRESS)
+    sc = sub.add_parser("serve-chaos")
     sc.add_argument("--seed", type=int, default=None)
     sc.set_defaults(func=_cmd_serve_chaos)
 
@@ -133,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--undo", action="store_true", help="restore the certificate instead")
     rv.set_defaults(func=_cmd_revoke)
 
+    run = sub.add_parser(
+        "run", help="run a scenario (YAML): federation, load, faults, checks, report"
+    )
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--run-dir", type=Path, help="run directory (default ./.xfed/run-<time>)")
+    run.add_argument("--time-scale", type=float, help="override the scenario's time_scale")
+    run.add_argument("--in-process", action="store_true", help="one process for everything")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="the default tour: federation, a fault, recovery, report")
+    demo.add_argument("--run-dir", type=Path)
+    demo.add_argument("--in-process", action="store_true", help="one process for everything")
+    demo.set_defaults(func=_cmd_demo)
+
     gen = sub.add_parser("generate", help="write instance files for N federated instances")
     gen.add_argument("count", type=int, help="number of instances")
     gen.add_argument("--topology", choices=["mesh", "hub"], default="mesh")
@@ -149,6 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
     rq.add_argument("--via", help="security server id to use (default: the one hosting --client)")
     rq.set_defaults(func=_cmd_request)
 
+    ev = sub.add_parser("evidence", help="export, verify and audit message-log evidence")
+    evsub = ev.add_subparsers(dest="evidence_command", metavar="COMMAND")
+    ex = evsub.add_parser("export", help="one exchange as a zip container (ASiC-E style)")
+    ex.add_argument("--run-dir", type=Path, required=True)
+    ex.add_argument("--id", required=True, help="the X-Road-Id of the exchange")
+    ex.add_argument("--side", choices=["client", "provider"], help="whose log (default client)")
+    ex.add_argument("-o", "--output", type=Path, help="output file (- for stdout)")
+    ex.set_defaults(func=_evidence("cmd_export"))
+    ve = evsub.add_parser("verify", help="verify a container offline")
+    ve.add_argument("file", type=Path)
+    ve.add_argument("--anchor", action="append", help="configuration anchor (repeatable)")
+    ve.add_argument("--ca", action="append", help="CA bundle PEM, [INST=]FILE (repeatable)")
+    ve.add_argument("--ocsp-freshness", type=float, help="seconds (default: from conf or 3600)")
+    ve.add_argument("--json", action="store_true")
+    ve.set_defaults(func=_evidence("cmd_verify"))
+    au = evsub.add_parser("audit", help="check every record of every message log of a run")
+    au.add_argument("--run-dir", type=Path, required=True)
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(func=_evidence("cmd_audit"))
+
     ch = sub.add_parser("chaos", help="the Toxiproxy-compatible fault-injection proxy")
     chsub = ch.add_subparsers(dest="chaos_command", metavar="COMMAND")
     serve = chsub.add_parser("serve", help="run the proxy and its HTTP API standalone")
@@ -156,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8474)
     serve.add_argument("--seed", type=int, default=None, help="seed for jitter and toxicity draws")
     serve.set_defaults(func=_cmd_chaos_serve)
+    # internal commands of the process-per-instance mode: callable, not listed
+    sub._choices_actions = [
+        a for a in sub._choices_actions if a.dest not in ("serve-instance", "serve-chaos")
+    ]
     return p
 
 

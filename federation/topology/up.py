@@ -204,3 +204,56 @@ def cmd_request(args: argparse.Namespace) -> int:
     text = resp.body.decode("utf-8", "replace")
     print(text)
     return 0 if resp.status < 400 else 1
+
+
+def federation_starter(*, in_process: bool = False) -> Any:
+    """``start_federation`` for the scenario runner: instance files, run dir, time scale,
+    seed (and timer ``settings``) -> an async context manager yielding the manifest."""
+
+    @asynccontextmanager
+    async def start(
+        instance_paths: list[Path],
+        run_dir: Path,
+        time_scale: float | None,
+        seed: int,
+        settings: dict[str, float] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        plan = make_plan(
+            list(instance_paths), run_dir, time_scale=time_scale, seed=seed, settings=settings
+        )
+        async with open_federation(plan, in_process=in_process) as fed:
+            yield fed.manifest
+
+    return start
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from federation.scenario import run_scenario_cli
+
+    return run_scenario_cli(
+        args.scenario,
+        args.run_dir,
+        args.time_scale,
+        start_federation=federation_starter(in_process=args.in_process),
+    )
+
+
+DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "tour.yaml"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``make demo``: the tour scenario (federation, one fault, recovery) and its report."""
+    from federation.scenario import run_scenario_cli
+
+    run_dir = args.run_dir or Path(".xfed") / time.strftime("demo-%Y%m%d-%H%M%S")
+    print(f"xfed demo: running {DEMO_SCENARIO} (report in {run_dir}/report.html)", flush=True)
+    code = run_scenario_cli(
+        DEMO_SCENARIO,
+        run_dir,
+        None,
+        start_federation=federation_starter(in_process=args.in_process),
+    )
+    report = Path(run_dir).absolute() / "report.html"
+    if report.exists():
+        print(f"xfed demo: report {report}", flush=True)
+    return code
