@@ -294,7 +294,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
 def test_check_audit_with_complete_exchanges() -> None:
     from federation.scenario._checks import check_audit
 
-    audit = {"records": 40, "verified": 36, "awaiting_timestamp": 4, "orphaned": 0, "failed": 0,
+    audit = {"records": 40, "verified": 36, "awaiting_timestamp": 4, "orphaned": 1, "failed": 0,
              "exchanges": 11, "complete_exchanges": 10, "not_clean": ["FI-3"]}  # fmt: skip
     ok = check_audit("no_lost_messages", audit, ok_ids=["EE-1", "EE-2"], exchanges=10)
     assert ok.passed
