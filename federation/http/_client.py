@@ -80,7 +80,11 @@ class HttpClient:
                 tls = trio.SSLStream(
                     tcp, self._ssl, server_hostname=self._sni or host, https_compatible=True
                 )
-                await tls.do_handshake()
+                try:
+                    await tls.do_handshake()
+                except BaseException:
+                    await trio.aclose_forcefully(tcp)  # also when cancelled mid-handshake
+                    raise
                 return _Conn(tls, tls.getpeercert(binary_form=True))
         except trio.TooSlowError as exc:
             raise TransportError(f"connect to {host}:{port} timed out") from exc

@@ -132,6 +132,9 @@ async def _handle_connection(
         logger.info("%s: TLS handshake with a peer failed: %s", name, exc)
         await trio.aclose_forcefully(stream)
         return
+    except BaseException:
+        await trio.aclose_forcefully(stream)  # cancelled mid-handshake: no leaked socket
+        raise
 
     try:
         while True:
