@@ -79,7 +79,7 @@ class ClientProxy:
             path = req.path
             if path == "/listClients":
                 return self._list_clients(req)
-            if path.startswith("/r1/") or path.startswith("/r"):
+            if path.startswith(("/r1/", "/r")):
                 return await self._exchange(req)
             raise XRoadError(
                 Fault.BAD_REQUEST,

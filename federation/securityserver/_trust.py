@@ -126,7 +126,7 @@ class OcspVerifier:
     """Verifies OCSP responses about peers' certificates, caching the expensive part."""
 
     def __init__(self, max_entries: int = 4096) -> None:
-        self._cache: OrderedDict[tuple[bytes, int], OcspStatus] = OrderedDict()
+        self._cache: OrderedDict[tuple[bytes, int], OcspStatus | str] = OrderedDict()
         self._max = max_entries
 
     def status(
@@ -136,15 +136,19 @@ class OcspVerifier:
         it is not a valid response about ``cert``. Freshness is not checked here."""
         key = (hashlib.sha256(der).digest(), cert.serial_number)
         hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        status = check_ocsp_response(
-            der, cert, issuer, now=now, freshness_s=float("inf"), verify_next_update=False
-        )
-        self._cache[key] = status
-        if len(self._cache) > self._max:
-            self._cache.popitem(last=False)
-        return status
+        if hit is None:
+            try:
+                hit = check_ocsp_response(
+                    der, cert, issuer, now=now, freshness_s=float("inf"), verify_next_update=False
+                )
+            except PkiError as exc:
+                hit = str(exc)  # e.g. a response about another certificate of the message
+            self._cache[key] = hit
+            if len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        if isinstance(hit, str):
+            raise PkiError(hit)
+        return hit
 
     def check_good(
         self,
