@@ -102,6 +102,12 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     return cmd_revoke(args)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from federation.bench._bench import cmd_bench
+
+    return cmd_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xfed",
@@ -184,6 +190,27 @@ def build_parser() -> argparse.ArgumentParser:
     rq.add_argument("-H", "--header", action="append", help="extra header NAME: VALUE")
     rq.add_argument("--via", help="security server id to use (default: the one hosting --client)")
     rq.set_defaults(func=_cmd_request)
+
+    be = sub.add_parser(
+        "bench", help="latency/throughput: direct vs intra vs cross vs cross_wan, side by side"
+    )
+    be.add_argument(
+        "--duration", type=_positive_float, default=10.0, help="measured seconds per cell (10)"
+    )
+    be.add_argument("--concurrency", default="1,16", help="in-flight requests, N,... (1,16)")
+    be.add_argument("--payload", default="1024,102400", help="payload bytes, N,... (1024,102400)")
+    be.add_argument("--modes", default="direct,intra,cross,cross_wan", help="modes to measure")
+    be.add_argument("--rounds", type=int, default=5, help="interleaved rounds per cell (5)")
+    be.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per mode (1)")
+    be.add_argument("--json", type=Path, help="write the full result as JSON")
+    be.add_argument("--plot", type=Path, help="write latency CDFs as PNG (needs matplotlib)")
+    be.add_argument("--in-process", action="store_true", help="one process for everything")
+    be.add_argument("--run-dir", type=Path, help="keep the run directory here (default: temp)")
+    be.add_argument("--seed", type=int, default=0)
+    be.add_argument(
+        "--instances", nargs=2, type=Path, help="EE and FI instance files (default: shipped)"
+    )
+    be.set_defaults(func=_cmd_bench)
 
     ev = sub.add_parser("evidence", help="export, verify and audit message-log evidence")
     evsub = ev.add_subparsers(dest="evidence_command", metavar="COMMAND")
