@@ -39,7 +39,9 @@ async def test_garbage_gets_400_and_server_survives(nursery: trio.Nursery) -> No
 
 
 async def test_body_limit(nursery: trio.Nursery) -> None:
-    host, port = await nursery.start(lambda task_status: serve_http(echo, max_body=10, task_status=task_status))
+    host, port = await nursery.start(
+        lambda task_status: serve_http(echo, max_body=10, task_status=task_status)
+    )
     client = HttpClient()
     r = await client.request(host, port, "POST", "/", body=b"x" * 100)
     assert r.status == 413
