@@ -54,6 +54,7 @@ class _Peer:
 
     cert_der: bytes
     ocsp: list[bytes]
+    fetched_at: float
 
 
 def error_response(err: XRoadError, accept: str | None) -> Response:
@@ -91,8 +92,8 @@ class ClientProxy:
             return error_response(err, accept)
         except Exception as exc:
             logger.exception("%s client proxy failed on %s %s", self.ss.label, req.method, req.path)
-            err = XRoadError(Fault.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
-            return error_response(err, accept)
+            internal = XRoadError(Fault.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            return error_response(internal, accept)
 
     # ------------------------------------------------------------------ listClients
 
@@ -302,7 +303,8 @@ class ClientProxy:
         if cached is not None and cached[0] in addresses and cached[1] > now:
             address = cached[0]
             peer = self._peers.get(address)
-            if peer is not None:
+            # re-ask after the peer's own refresh period, so a revocation is seen soon
+            if peer is not None and now - peer.fetched_at <= self.ss.timers.ocsp_fetch_interval_s:
                 try:
                     self.ss.check_peer_auth(peer.cert_der, provider, peer.ocsp)
                     return address
@@ -361,7 +363,11 @@ class ClientProxy:
         try:
             if resp.status != 200:
                 raise TrustError(f"GET /ocsp answered HTTP {resp.status}")
-            peer = _Peer(resp.peer_cert_der, list(parse_ocsp_json(resp.body).values()))
+            peer = _Peer(
+                resp.peer_cert_der,
+                list(parse_ocsp_json(resp.body).values()),
+                self.ss.clock.now(),
+            )
             self.ss.check_peer_auth(peer.cert_der, provider, peer.ocsp)
         except TrustError as exc:
             self._forget(provider, address)

@@ -86,8 +86,8 @@ class ServerProxy:
             return Response(r.status, list(r.headers), r.body)
         except Exception as exc:
             logger.exception("%s server proxy failed", self.ss.label)
-            err = XRoadError(Fault.PROVIDER_INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
-            r = render_error(err)
+            internal = XRoadError(Fault.PROVIDER_INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            r = render_error(internal)
             return Response(r.status, list(r.headers), r.body)
 
     async def _exchange(self, req: Request) -> Response:

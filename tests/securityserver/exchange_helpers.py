@@ -48,6 +48,14 @@ def ss_entry(fed: Federation, inst: str, code: str) -> dict[str, Any]:
     raise KeyError(code)
 
 
+def pem(fed: Federation, inst: str, code: str, which: str = "auth_cert") -> bytes:
+    """A certificate of a security server from the manifest: ``auth_cert`` or a member
+    of ``sign_certs`` (``which="EE/GOV/70000001"``)."""
+    entry = ss_entry(fed, inst, code)
+    path = entry["auth_cert"] if which == "auth_cert" else entry["sign_certs"][which]
+    return Path(path).read_bytes()
+
+
 def client_url(fed: Federation, inst: str, code: str) -> str:
     return str(ss_entry(fed, inst, code)["client_url"])
 

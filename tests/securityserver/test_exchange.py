@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
 
 from federation.identifiers import ServiceId
 from federation.infosystems import service_url
@@ -144,15 +149,58 @@ async def test_metaservices(tmp_path: Path) -> None:
             assert "<ns1:memberCode>70000001</ns1:memberCode>" in r.text
 
             # listMethods / allowedMethods of FI's tax subsystem, answered by fi-ss1
-            r = await caller.call(service="FI/GOV/0245437-2/tax/listMethods", path="")
-            assert r.status == 200, r.body
-            codes = sorted(s["service_code"] for s in r.json()["service"])
+            lm = await caller.call(service="FI/GOV/0245437-2/tax/listMethods", path="")
+            assert lm.status == 200, lm.body
+            codes = sorted(s["service_code"] for s in lm.json()["service"])
             assert codes == ["income", "vat-status"]
-            r = await caller.call(service="FI/GOV/0245437-2/tax/allowedMethods", path="")
-            assert r.status == 200, r.body
-            services = r.json()["service"]
+            am = await caller.call(service="FI/GOV/0245437-2/tax/allowedMethods", path="")
+            assert am.status == 200, am.body
+            services = am.json()["service"]
             assert [s["service_code"] for s in services] == ["income"]
             assert services[0]["endpoint_list"] == [{"method": "GET", "path": "/persons/*/income"}]
-            assert json.loads(r.body)["service"][0]["xroad_instance"] == "FI"
+            assert json.loads(am.body)["service"][0]["xroad_instance"] == "FI"
+            assert am.header("x-road-service") == "FI/GOV/0245437-2/tax/allowedMethods"
+        finally:
+            await caller.aclose()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+async def test_both_logs_are_time_stamped_and_openssl_verifies(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """After the time-stamping interval (60 s scaled to 1 s) every record of the exchange,
+    on both sides, is linked by the hash chain to a token that ``openssl ts -verify``
+    accepts with the instance's CA bundle."""
+    async with federation(tmp_path, time_scale=60) as fed:
+        caller = Caller(fed)
+        try:
+            r = await caller.call()
+            assert r.status == 200, r.body
+            xid = r.header("x-road-id")
+            assert xid
+            await trio.sleep(ss(fed, "EE", "ee-ss1").timers.timestamping_interval_s * 2 + 0.5)
+            for inst, code in (("EE", "ee-ss1"), ("FI", "fi-ss1")):
+                log = ss(fed, inst, code).log
+                records = log.find(xid)
+                assert len(records) == 2
+                for rec in records:
+                    proof = log.chain_proof(rec.id)
+                    assert proof is not None, f"{inst} record {rec.id} not time-stamped"
+                    assert proof.verify()
+                    d = tmp_path / f"ts-{inst}-{rec.id}"
+                    d.mkdir()
+                    (d / "token.der").write_bytes(proof.timestamp.token)
+                    (d / "step.bin").write_bytes(proof.last_step_data())
+                    bundle = Path(fed.manifest["instances"][inst]["ca_cert"])
+                    cmd = [
+                        "openssl", "ts", "-verify", "-token_in", "-in", str(d / "token.der"),
+                        "-data", str(d / "step.bin"), "-CAfile", str(bundle),
+                    ]  # fmt: skip
+                    res = await trio.run_process(
+                        cmd, capture_stdout=True, capture_stderr=True, check=False
+                    )
+                    out = res.stdout.decode() + res.stderr.decode()
+                    assert res.returncode == 0, out
+                    assert "Verification: OK" in out
         finally:
             await caller.aclose()
