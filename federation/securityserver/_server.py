@@ -30,7 +30,7 @@ from cryptography import x509
 
 from federation.clock import Clock
 from federation.errors import PkiError
-from federation.globalconf import ConfigurationClient, cert_hash
+from federation.globalconf import ConfigurationClient, SharedParameters, cert_hash
 from federation.http import HttpClient, serve_http
 from federation.identifiers import ClientId, ServiceId
 from federation.pki import Credential, verify_chain
@@ -141,6 +141,10 @@ class SecurityServer:
             default_freshness_s=timers.ocsp_freshness_s,
         )
         self._hash_cache: dict[bytes, str] = {}
+        self._peer_ok: dict[
+            tuple[bytes, ClientId, tuple[bytes, ...]],
+            tuple[SharedParameters, float, x509.Certificate],
+        ] = {}
         self._loaded_roots: set[bytes] = set()
         chain_file, key_file = self._write_tls_files()
         self.server_ssl = self._server_context(chain_file, key_file)
@@ -239,6 +243,11 @@ class SecurityServer:
         shared = self.conf.shared_parameters(member.instance)
         if shared is None:
             raise TrustError(f"configuration of instance {member.instance} is not held")
+        now = self.clock.now()
+        key = (cert_der, member, tuple(ocsp))
+        hit = self._peer_ok.get(key)
+        if hit is not None and hit[0] is shared and now <= hit[1]:
+            return hit[2]
         server = shared.server_by_auth_hash(self.cert_hash(cert_der))
         if server is None:
             raise TrustError(
@@ -251,18 +260,28 @@ class SecurityServer:
         assert view is not None
         cert = cert_from_der(cert_der)
         try:
-            verify_chain(cert, view.intermediates, view.roots, self.clock.now(), "auth")
+            verify_chain(cert, view.intermediates, view.roots, now, "auth")
         except PkiError as exc:
             raise TrustError(f"TLS certificate of {server.id}: {exc}") from None
         issuer = view.issuer_of(cert)
         if issuer is None:  # pragma: no cover - verify_chain found a path
             raise TrustError(f"TLS certificate of {server.id}: issuer not approved")
+        freshness = self.own_ocsp.freshness_s()
         try:
-            self.ocsp_verifier.check_good(
-                ocsp, cert, issuer, now=self.clock.now(), freshness_s=self.own_ocsp.freshness_s()
+            status = self.ocsp_verifier.check_good(
+                ocsp, cert, issuer, now=now, freshness_s=freshness
             )
         except TrustError as exc:
             raise TrustError(f"TLS certificate of {server.id}: {exc}") from None
+        # the same answer until the OCSP response stops being fresh or the configuration
+        # object changes (a new download): a request then costs dictionary lookups
+        until = status.this_update + freshness
+        if status.next_update is not None:
+            until = min(until, status.next_update)
+        until = min(until, cert.not_valid_after_utc.timestamp())
+        if len(self._peer_ok) > 1024:
+            self._peer_ok.clear()
+        self._peer_ok[key] = (shared, until, cert)
         return cert
 
     def map_address(self, address: str) -> tuple[str, int]:

@@ -97,6 +97,7 @@ class ServerProxy:
                 Fault.PROVIDER_OUTDATED_GLOBALCONF,
                 f"global configuration of {ss.instance} is expired on {ss.id}",
             )
+        ss.log.check_can_log(ss.clock.now(), "provider")
         env = decode_envelope(req.header("content-type") or "", req.body, "request")
         try:
             rest = parse_request_header_part(env.header_part)
@@ -185,7 +186,6 @@ class ServerProxy:
             own_ocsp = [ss.own_ocsp.fresh_good(signer.cert)]
         except TrustError as exc:
             raise XRoadError(Fault.PROVIDER_CERT_VALIDATION, str(exc), xroad_id=xid) from None
-        ss.log.check_can_log(now, "provider")
         ss.log.append_envelope(
             env,
             side="provider",
