@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from federation._files import atomic_write
 from federation.central._core import (
     EXTERNAL_PATH,
     FILES_PREFIX,
@@ -54,13 +55,6 @@ class CentralServerAddresses:
     public_url: str
     """Base URL of the configuration (``http://host:port``); anchors point here."""
     management_url: str
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class CentralServer:
@@ -350,7 +344,7 @@ class CentralServer:
         if self.state_dir is None:
             return
         try:
-            _atomic_write(
+            atomic_write(
                 self.state_dir / "status.json",
                 (json.dumps(self.status(), indent=2) + "\n").encode(),
             )
@@ -361,7 +355,7 @@ class CentralServer:
         """Write the ``external`` (or ``internal``) anchor to ``path``."""
         anchor = self.external_anchor() if kind == "external" else self.internal_anchor()
         out = Path(path)
-        _atomic_write(out, anchor.to_bytes())
+        atomic_write(out, anchor.to_bytes())
         return out
 
     def _write_anchor_files(self) -> None:
@@ -371,7 +365,7 @@ class CentralServer:
             self.export_anchor(self.state_dir / "internal-anchor.json", "internal")
             self.export_anchor(self.state_dir / "external-anchor.json", "external")
             for a in self.trusted_anchors:
-                _atomic_write(
+                atomic_write(
                     self.state_dir / "trusted-anchors" / f"{a.instance}.json", a.to_bytes()
                 )
         except OSError as exc:

@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 
 import trio
 
+from federation._files import atomic_write
 from federation.clock import Clock, iso
 from federation.errors import ConfigError, GlobalConfError, ProtocolError, TransportError
 from federation.globalconf._client_core import ConfClientCore, Fetch, HeldConf
@@ -84,13 +85,6 @@ class HttpFetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class ConfigurationClient:
@@ -275,9 +269,9 @@ class ConfigurationClient:
             return
         d = self.state_dir / held.instance
         try:
-            _atomic_write(d / "directory.bin", held.body)
+            atomic_write(d / "directory.bin", held.body)
             for ident, data in held.files.items():
-                _atomic_write(d / f"{ident.lower()}.json", data)
+                atomic_write(d / f"{ident.lower()}.json", data)
             meta = {
                 "instance": held.instance,
                 "kind": held.kind,
@@ -287,7 +281,7 @@ class ConfigurationClient:
                 "downloaded_at": iso(held.downloaded_at),
                 "source": held.source,
             }
-            _atomic_write(d / "directory.json", (json.dumps(meta, indent=2) + "\n").encode())
+            atomic_write(d / "directory.json", (json.dumps(meta, indent=2) + "\n").encode())
         except OSError as exc:
             logger.warning("%s: cannot write %s: %s", self._label, d, exc)
 
@@ -295,7 +289,7 @@ class ConfigurationClient:
         if self.state_dir is None:
             return
         try:
-            _atomic_write(
+            atomic_write(
                 self.state_dir / "status.json",
                 (json.dumps(self.status(), indent=2) + "\n").encode(),
             )

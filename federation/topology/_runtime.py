@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ import httpx
 import trio
 
 from chaos import FaultClient, link_name
+from federation._files import atomic_write
 from federation.central import CentralFacts, CentralServer, SecurityServerFacts
 from federation.clock import Clock, TrioClock, iso
 from federation.errors import FederationError
@@ -49,7 +49,7 @@ from federation.globalconf import (
     OcspResponder as OcspInfo,
 )
 from federation.identifiers import ClientId, SecurityServerId
-from federation.infosystems import ServiceSpec, serve_infosystem
+from federation.infosystems import ServiceSpec, XRoadCaller, serve_infosystem
 from federation.pki import KeyType, OcspResponder, TimeStampAuthority, serve_ocsp, serve_tsa
 from federation.securityserver import Endpoint
 from federation.securityserver._server import SecurityServer
@@ -309,6 +309,7 @@ class InstanceNode:
                 service=s.id,
                 endpoints=tuple(Endpoint(e.method, e.path) for e in s.endpoints),
                 backend=s.backend,
+                options=dict(s.options),
             )
             for s in self.definition.services
         ]
@@ -329,8 +330,13 @@ class InstanceNode:
             a.tsa_url = await nursery.start(
                 lambda task_status: serve_tsa(tsa, clock=clock, task_status=task_status)
             )
+            # backends that consume (once-only) call as their provider subsystem through
+            # its security server's client proxy; filled in as the servers come up
+            callers: dict[ClientId, XRoadCaller] = {}
             host, port = await nursery.start(
-                lambda task_status: serve_infosystem(self._services(), task_status=task_status)
+                lambda task_status: serve_infosystem(
+                    self._services(), caller=callers, task_status=task_status
+                )
             )
             a.infosystem_url = f"http://{host}:{port}"
             central = self.central = CentralServer(
@@ -367,6 +373,8 @@ class InstanceNode:
                 )
                 self.security_servers[ssdef.code] = ss
                 ss_addr = await nursery.start(ss.serve)
+                for client in ssdef.clients:
+                    callers.setdefault(client, XRoadCaller(ss_addr.client_url, client))
                 a.security_servers[ssdef.code] = {
                     "client_url": ss_addr.client_url,
                     "server_address": ss_addr.server_address,
@@ -609,9 +617,7 @@ def build_manifest(
 
 def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> Path:
     path = run_dir / "manifest.json"
-    tmp = path.with_name(f".manifest.json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(manifest, indent=2) + "\n").encode())
     return path
 
 
