@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import trio
 
 from federation.http import Handler, Request, Response, serve_http
-from federation.identifiers import ServiceId
+from federation.identifiers import ClientId, ServiceId
 from federation.infosystems._backends import BACKENDS, BackendCall, BackendReply, dumps
 from federation.infosystems._consumer import XRoadCaller
 from federation.securityserver import Endpoint
@@ -83,9 +83,15 @@ def _json(status: int, obj: dict[str, object]) -> Response:
 
 
 def infosystem_handler(
-    services: Sequence[ServiceSpec], *, caller: XRoadCaller | None = None
+    services: Sequence[ServiceSpec],
+    *,
+    caller: XRoadCaller | Mapping[ClientId, XRoadCaller] | None = None,
 ) -> Handler:
-    """The HTTP handler of an information system hosting ``services``."""
+    """The HTTP handler of an information system hosting ``services``.
+
+    ``caller`` is the X-Road caller handed to backends that consume other services: one
+    for all, or one per provider subsystem (looked up at each call, so the mapping may be
+    filled once the security servers are up)."""
     for spec in services:
         check_service_spec(spec)
     mounts = {mount_path(s.service): s for s in services}
@@ -117,7 +123,7 @@ def infosystem_handler(
                 headers=req.headers,
                 body=req.body,
                 options=spec.options,
-                caller=caller,
+                caller=caller.get(spec.service.client) if isinstance(caller, Mapping) else caller,
             )
             result = await handler(call)
             if isinstance(result, BackendReply):
@@ -141,7 +147,7 @@ async def serve_infosystem(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    caller: XRoadCaller | None = None,
+    caller: XRoadCaller | Mapping[ClientId, XRoadCaller] | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``services`` until cancelled; reports the bound ``(host, port)``."""

@@ -337,7 +337,10 @@ def parse_instance(data: object, *, file: str = "<instance>") -> InstanceDef:
     for i, node in enumerate(r.list(top.get("services", []), "services")):
         p = f"services[{i}]"
         m = r.mapping(
-            node, p, required=("provider", "code", "endpoints", "backend"), optional=("name",)
+            node,
+            p,
+            required=("provider", "code", "endpoints", "backend"),
+            optional=("name", "options"),
         )
         provider = existing(m["provider"], f"{p}.provider", subsystem=True)
         if not any(provider in ss.clients for ss in servers):
@@ -387,12 +390,32 @@ def parse_instance(data: object, *, file: str = "<instance>") -> InstanceDef:
                 expected=f"one of {sorted(BACKENDS)}",
                 found=backend,
             )
+        options: dict[str, str] = {}
+        if "options" in m:
+            om = m["options"]
+            if not isinstance(om, dict):
+                r.fail(f"{p}.options", f"expected a mapping, found {_kind(om)}")
+            for key, value in om.items():
+                options[str(key)] = r.string(value, f"{p}.options.{key}")
+        if backend == "once-only":
+            # the backend calls these services through X-Road as the provider subsystem
+            for key, value in options.items():
+                try:
+                    ServiceId.parse(value)
+                except IdentifierError:
+                    r.fail(
+                        f"{p}.options.{key}",
+                        "invalid service id",
+                        expected="INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE",
+                        found=value,
+                    )
         services.append(
             ServiceDef(
                 id=sid,
                 endpoints=tuple(endpoints),
                 backend=backend,
                 name=r.string(m["name"], f"{p}.name") if "name" in m else None,
+                options=tuple(options.items()),
             )
         )
 

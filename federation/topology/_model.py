@@ -20,6 +20,7 @@ BACKENDS: frozenset[str] = frozenset(
         "health-insurance",
         "vehicle-register",
         "echo",
+        "once-only",
     }
 )
 """Sample provider information systems a service can be implemented by."""
@@ -97,6 +98,9 @@ class ServiceDef:
     endpoints: tuple[Endpoint, ...]
     backend: str
     name: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    """Backend options as (key, value) pairs (``once-only``: the service ids it calls
+    through X-Road)."""
 
     @property
     def provider(self) -> ClientId:

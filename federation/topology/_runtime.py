@@ -320,7 +320,12 @@ class InstanceNode:
         pki = self.pki = load_pki(self.plan, self.inst)
         timers = self.timers
         a = self.addresses
-        async with trio.open_nursery() as nursery:
+        # one HTTP client for the information system's outbound X-Road calls (once-only):
+        # creating one per call costs tens of milliseconds of CPU
+        async with (
+            httpx.AsyncClient(timeout=60.0, trust_env=False) as caller_http,
+            trio.open_nursery() as nursery,
+        ):
             responder = OcspResponder(pki.ca, pki.ocsp, validity_s=timers.ocsp_validity_s)
             ep = await nursery.start(
                 lambda task_status: serve_ocsp(responder, clock=clock, task_status=task_status)
@@ -374,7 +379,9 @@ class InstanceNode:
                 self.security_servers[ssdef.code] = ss
                 ss_addr = await nursery.start(ss.serve)
                 for client in ssdef.clients:
-                    callers.setdefault(client, XRoadCaller(ss_addr.client_url, client))
+                    callers.setdefault(
+                        client, XRoadCaller(ss_addr.client_url, client, http=caller_http)
+                    )
                 a.security_servers[ssdef.code] = {
                     "client_url": ss_addr.client_url,
                     "server_address": ss_addr.server_address,
