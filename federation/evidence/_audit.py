@@ -7,10 +7,22 @@ time-stamp coverage (the chain from the record to its batch's stamped value is u
 the token verifies against the instance's TSA), and pairing: the client's and the
 provider's records of the same message carry the same signature and signed-data digest.
 
+The records of one X-Road id tell how its exchange ended. The client's security server
+logs the request before sending it and the response only after verifying it, and the
+provider's logs the request before calling its information system and the response before
+replying. So an exchange **succeeded** when the client logged the response; then all four
+records (request and response on each side) must be there. One that failed in transit
+leaves a prefix of that order: the client's request alone, or with the provider's request
+(``unanswered``: the provider never answered), or with the provider's request and response
+(``incomplete``: the answer never reached the client, or the client rejected it).
+
 Each record gets exactly one status, first that applies: ``failed`` (a check failed),
-``orphaned`` (the other side has no record of the same message), ``awaiting_timestamp``,
-``verified``. Read-only (SQLite ``mode=ro``, WAL): safe while the run is live; a message
-that is mid-flight may show as orphaned or awaiting for a moment.
+``orphaned`` (its counterpart on the other side is missing although the exchange
+succeeded, or a provider's record whose client request is missing: a lost row),
+``unanswered`` / ``incomplete`` (the exchange failed in transit, as above; not a lost
+message), ``awaiting_timestamp``, ``verified``. Read-only (SQLite ``mode=ro``, WAL): safe
+while the run is live; a message that is mid-flight may show as unanswered, incomplete or
+awaiting for a moment.
 """
 
 from __future__ import annotations
@@ -47,7 +59,26 @@ from federation.securityserver._messagelog import (
     chain_step,
 )
 
-COUNT_KEYS = ("records", "verified", "awaiting_timestamp", "orphaned", "failed")
+COUNT_KEYS = (
+    "records",
+    "verified",
+    "awaiting_timestamp",
+    "unanswered",
+    "incomplete",
+    "orphaned",
+    "failed",
+)
+# statuses of records that belong to an exchange which failed in transit
+IN_TRANSIT = ("unanswered", "incomplete")
+CLEAN = ("verified", "awaiting_timestamp")
+_ALL_FOUR = frozenset(
+    {
+        ("client", "request"),
+        ("client", "response"),
+        ("provider", "request"),
+        ("provider", "response"),
+    }
+)
 MAX_PROBLEMS = 200
 
 
@@ -244,28 +275,52 @@ def _check_stamps(
 
 
 def _pair(recs: list[_Rec]) -> None:
-    """Match each record with the other side's record of the same message."""
+    """Match each record with the other side's record of the same message, and tell from
+    the records of each X-Road id how its exchange ended (see the module docstring)."""
     by_key: dict[tuple[str, str, str], list[_Rec]] = {}
+    by_id: dict[str, set[tuple[str, str]]] = {}
     for r in recs:
         by_key.setdefault((r.xroad_id, r.side, r.kind), []).append(r)
+        by_id.setdefault(r.xroad_id, set()).add((r.side, r.kind))
     for r in recs:
         other = "provider" if r.side == "client" else "client"
         peers = by_key.get((r.xroad_id, other, r.kind), [])
         if not peers:
-            r.status = "orphaned"
+            r.status = _unpaired(r, by_id[r.xroad_id])
             continue
         match = [p for p in peers if p.signature_hash == r.signature_hash]
         if not match:
             r.problems.append(f"pairing: the {other} side logged a different {r.kind} signature")
         elif all(p.signed_data_digest != r.signed_data_digest for p in match):
             r.problems.append(f"pairing: the {other} side's {r.kind} digest differs")
+    for r in recs:
+        if r.status:
+            continue
+        present = by_id[r.xroad_id]
+        if ("client", "response") in present or ("client", "request") not in present:
+            continue  # succeeded (pairing decides), or a lost client row (orphaned above)
+        r.status = _in_transit(present)
+
+
+def _unpaired(r: _Rec, present: set[tuple[str, str]]) -> str:
+    """Status of a record whose counterpart on the other side is missing."""
+    if ("client", "response") in present or ("client", "request") not in present:
+        # the exchange succeeded, so its counterpart was lost; or a provider's record
+        # without the client's request, which the client logs before sending: a lost row
+        return "orphaned"
+    return _in_transit(present)
+
+
+def _in_transit(present: set[tuple[str, str]]) -> str:
+    """How an exchange that the client sent but never completed ended."""
+    return "incomplete" if ("provider", "response") in present else "unanswered"
 
 
 def _classify(r: _Rec) -> str:
     if r.problems:
         return "failed"
-    if r.status == "orphaned":
-        return "orphaned"
+    if r.status in ("orphaned", *IN_TRANSIT):
+        return r.status
     if r.timestamp_id is None:
         return "awaiting_timestamp"
     return "verified"
@@ -274,12 +329,16 @@ def _classify(r: _Rec) -> str:
 def audit_run(run_dir: str | Path, *, max_problems: int = MAX_PROBLEMS) -> dict[str, Any]:
     """Audit every message log of the run in ``run_dir`` (see the module docstring).
 
-    Returns ``{"records", "verified", "awaiting_timestamp", "orphaned", "failed"}`` (each
-    record counted once; the four statuses sum to ``records``) plus ``exchanges`` (distinct
-    X-Road ids), ``complete_exchanges`` (ids with a clean request and response on both
-    sides), ``timestamps``, ``not_clean`` (sorted ids with any record not verified or
-    awaiting), ``problems`` (up to ``max_problems`` records with reasons) and ``logs``
-    (per security server: path, records, timestamps, missing id ranges).
+    Returns the record counts ``records``, ``verified``, ``awaiting_timestamp``,
+    ``unanswered``, ``incomplete``, ``orphaned``, ``failed`` (each record counted once under
+    its status; the six statuses sum to ``records``) and ``unstamped`` (records of any
+    status not yet covered by a time-stamp), plus ``exchanges`` (distinct X-Road ids),
+    ``complete_exchanges`` and ``complete_ids`` (ids with a clean request and response on
+    both sides: the exchanges that succeeded), ``unanswered_exchanges`` and
+    ``incomplete_exchanges`` (ids that failed in transit), ``timestamps``, ``not_clean``
+    (sorted ids with a failed or orphaned record), ``problems`` (up to ``max_problems``
+    records with reasons) and ``logs`` (per security server: path, records, timestamps,
+    missing id ranges).
     """
     run = load_run(run_dir)
     trust = _run_trust(run)
@@ -298,11 +357,16 @@ def audit_run(run_dir: str | Path, *, max_problems: int = MAX_PROBLEMS) -> dict[
     not_clean = sorted(
         xid for xid, rs in by_id.items() if any(r.status in ("failed", "orphaned") for r in rs)
     )
-    complete = 0
-    for rs in by_id.values():
-        keys = {(r.side, r.kind) for r in rs if r.status in ("verified", "awaiting_timestamp")}
-        if len(keys) == 4 and all(r.status in ("verified", "awaiting_timestamp") for r in rs):
-            complete += 1
+    complete_ids: list[str] = []
+    in_transit: dict[str, list[str]] = {k: [] for k in IN_TRANSIT}
+    for xid, rs in by_id.items():
+        keys = {(r.side, r.kind) for r in rs if r.status in CLEAN}
+        if keys == _ALL_FOUR and all(r.status in CLEAN for r in rs):
+            complete_ids.append(xid)
+        elif xid not in not_clean:
+            ended = {r.status for r in rs} & set(IN_TRANSIT)
+            if ended:
+                in_transit["incomplete" if "incomplete" in ended else "unanswered"].append(xid)
     problems = [
         {
             "xroad_id": r.xroad_id,
@@ -319,7 +383,13 @@ def audit_run(run_dir: str | Path, *, max_problems: int = MAX_PROBLEMS) -> dict[
     return {
         **counts,
         "exchanges": len(by_id),
-        "complete_exchanges": complete,
+        "unstamped": sum(1 for r in recs if r.timestamp_id is None),
+        "complete_exchanges": len(complete_ids),
+        "unanswered_exchanges": len(in_transit["unanswered"]),
+        "incomplete_exchanges": len(in_transit["incomplete"]),
+        "complete_ids": sorted(complete_ids),
+        "unanswered_ids": sorted(in_transit["unanswered"]),
+        "incomplete_ids": sorted(in_transit["incomplete"]),
         "timestamps": sum(int(v.get("timestamps", 0)) for v in logs.values()),
         "not_clean": not_clean,
         "problems": problems[:max_problems],
@@ -337,10 +407,11 @@ def _not_clean(recs: list[_Rec]) -> Iterator[_Rec]:
 def audit_text(result: dict[str, Any]) -> str:
     lines = [
         f"records {result['records']}: verified {result['verified']}, awaiting time-stamp "
-        f"{result['awaiting_timestamp']}, orphaned {result['orphaned']}, failed "
-        f"{result['failed']}",
-        f"exchanges {result['exchanges']} (complete on both sides: "
-        f"{result['complete_exchanges']}), time-stamps {result['timestamps']}",
+        f"{result['awaiting_timestamp']}, unanswered {result['unanswered']}, incomplete "
+        f"{result['incomplete']}, orphaned {result['orphaned']}, failed {result['failed']}",
+        f"exchanges {result['exchanges']}: complete on both sides {result['complete_exchanges']}, "
+        f"failed in transit {result['unanswered_exchanges']} unanswered + "
+        f"{result['incomplete_exchanges']} incomplete; time-stamps {result['timestamps']}",
     ]
     for server, info in result["logs"].items():
         extra = " (no log yet)" if info.get("missing") else ""
@@ -350,6 +421,11 @@ def audit_text(result: dict[str, Any]) -> str:
         if gaps:
             extra += " missing ids " + ", ".join(f"{a}..{b}" for a, b in gaps)
         lines.append(f"  {server}: {info.get('records', 0)} records{extra}")
+    for kind in IN_TRANSIT:
+        ids = result.get(f"{kind}_ids") or []
+        if ids:
+            more = f" (+{len(ids) - 5} more)" if len(ids) > 5 else ""
+            lines.append(f"{kind}: {', '.join(ids[:5])}{more}")
     for p in result["problems"]:
         lines.append(
             f"{p['status'].upper():<8} {p['xroad_id']} {p['side']} {p['kind']} "

@@ -18,22 +18,28 @@
 ``no_lost_messages``, ``evidence_verifies``, ``timestamped``
     Judge the result of an auditor ``audit(run_dir) -> dict`` over the message logs
     (``records``, ``verified``, ``awaiting_timestamp``, ``orphaned``, ``failed``; optionally
-    ``complete_exchanges`` + ``not_clean``, ``xroad_ids`` or ``exchanges``; as
-    :func:`federation.evidence.audit_run` returns) against the journal's successful exchanges:
+    ``unanswered``/``incomplete`` (records of exchanges that failed in transit),
+    ``unstamped``, ``complete_ids``, ``complete_exchanges`` + ``not_clean``, ``xroad_ids`` or
+    ``exchanges``; as :func:`federation.evidence.audit_run` returns) against the journal's
+    successful exchanges:
 
-    * ``no_lost_messages``: every successful exchange is on both sides' logs. With
-      ``xroad_ids`` every successful request's ``X-Road-Id`` must be listed; else with
-      ``complete_exchanges`` (request and response clean on both sides) the count must reach
-      the journal's and no successful request's id may be in ``not_clean`` (orphans of
-      failed exchanges, e.g. cut by a partition, are reported but not lost); else with
-      ``exchanges`` the count must reach the journal's; else ``records`` must reach
-      ``RECORDS_PER_EXCHANGE`` (request + response, logged by both servers) per exchange.
-      ``orphaned`` (a record without its counterpart) must be 0.
-    * ``evidence_verifies``: ``failed == 0``: no record's signature, hash chain, time-stamp
-      or OCSP evidence fails (records awaiting a time-stamp and orphans of failed exchanges
-      are reported, not failures).
-    * ``timestamped``: ``awaiting_timestamp == 0`` (the runner polls the auditor until the
-      batch time-stamper caught up, or ``within`` passes).
+    * ``no_lost_messages``: every successful exchange is on both sides' logs and nothing is
+      orphaned. With ``complete_ids`` (request and response clean on both sides) every
+      successful request's ``X-Road-Id`` must be among them and their number must reach the
+      journal's; else with ``xroad_ids`` every id must be listed; else with
+      ``complete_exchanges`` the count must reach the journal's and no successful id may be
+      in ``not_clean``; else with ``exchanges`` the count must reach the journal's; else
+      ``records`` must reach ``RECORDS_PER_EXCHANGE`` (request + response, logged by both
+      servers) per exchange. ``orphaned`` must be 0: the auditor keeps that status for
+      records that break the pairing of an exchange that succeeded (or a provider's record
+      whose client request is gone); exchanges that failed in transit (``unanswered``,
+      ``incomplete``) are reported, not lost.
+    * ``evidence_verifies``: ``failed == 0``: no record's signature, hash chain or
+      time-stamp fails (records awaiting a time-stamp and records of exchanges that failed
+      in transit are reported, not failures).
+    * ``timestamped``: ``unstamped`` (else ``awaiting_timestamp``) == 0: every record, of
+      any status, is covered by a time-stamp (the runner polls the auditor until the batch
+      time-stamper caught up, or ``within`` passes).
 
 ``steady_state`` is evaluated live by the interpreter (it needs the load running).
 """
@@ -173,27 +179,43 @@ def check_audit(
         return CheckResult(name, False, "no message-log auditor is available for this run")
     figures = {
         k: audit.get(k)
-        for k in ("records", "verified", "awaiting_timestamp", "orphaned", "failed", "exchanges")
+        for k in (
+            "records",
+            "verified",
+            "awaiting_timestamp",
+            "unanswered",
+            "incomplete",
+            "orphaned",
+            "failed",
+            "exchanges",
+            "complete_exchanges",
+            "unanswered_exchanges",
+            "incomplete_exchanges",
+        )
         if k in audit
     }
     figures["journal_exchanges"] = exchanges
     records = int(audit.get("records", 0))
     if name == "no_lost_messages":
         orphaned = int(audit.get("orphaned", 0))
-        if "xroad_ids" in audit:
+        if "complete_ids" in audit:
+            complete = set(audit["complete_ids"])
+            missing = [i for i in ok_ids if i not in complete]
+            figures["missing"] = missing[:20]
+            # exchanges the logs show as complete although the journal saw them fail (the
+            # caller gave up, e.g. a timeout, after the client's server logged the answer)
+            figures["complete_not_in_journal"] = len(complete - set(ok_ids))
+            lost = max(len(missing), exchanges - len(complete))
+        elif "xroad_ids" in audit:
             logged = set(audit["xroad_ids"])
             missing = [i for i in ok_ids if i not in logged]
             figures["missing"] = missing[:20]
             figures["missing_count"] = len(missing)
             lost = len(missing)
         elif "complete_exchanges" in audit:
-            figures["complete_exchanges"] = audit["complete_exchanges"]
             broken = sorted(set(ok_ids) & set(audit.get("not_clean") or []))
             figures["not_clean"] = broken[:20]
             lost = max(0, exchanges - int(audit["complete_exchanges"]), len(broken))
-            # orphans of exchanges that failed (e.g. cut by a partition) are not lost
-            # messages; those of successful exchanges are in not_clean
-            orphaned = 0
         elif "exchanges" in audit:
             lost = max(0, exchanges - int(audit["exchanges"]))
         else:
@@ -202,25 +224,37 @@ def check_audit(
             return CheckResult(
                 name,
                 False,
-                f"{lost} successful exchanges missing from the message logs, {orphaned} orphaned",
+                f"{lost} successful exchanges missing from the message logs, {orphaned} "
+                "records orphaned",
                 figures,
             )
+        in_transit = int(audit.get("unanswered_exchanges", 0)) + int(
+            audit.get("incomplete_exchanges", 0)
+        )
+        extra = f"; {in_transit} exchanges failed in transit" if in_transit else ""
         return CheckResult(
-            name, True, f"all {exchanges} successful exchanges are logged on both sides", figures
+            name,
+            True,
+            f"all {exchanges} successful exchanges are logged on both sides, 0 orphaned{extra}",
+            figures,
         )
     if name == "evidence_verifies":
         failed = int(audit.get("failed", 0))
         verified = int(audit.get("verified", 0))
         pending = int(audit.get("awaiting_timestamp", 0))
         orphaned = int(audit.get("orphaned", 0))
+        in_transit = int(audit.get("unanswered", 0)) + int(audit.get("incomplete", 0))
         detail = f"{verified} verified, {pending} awaiting a time-stamp, {orphaned} orphaned"
+        if in_transit:
+            detail += f", {in_transit} of exchanges that failed in transit"
         if failed:
             return CheckResult(
                 name, False, f"{failed} records failed verification ({detail})", figures
             )
         return CheckResult(name, True, f"no record failed verification ({detail})", figures)
     if name == "timestamped":
-        pending = int(audit.get("awaiting_timestamp", 0))
+        pending = int(audit.get("unstamped", audit.get("awaiting_timestamp", 0)))
+        figures["unstamped"] = pending
         if pending:
             return CheckResult(name, False, f"{pending} records still await a time-stamp", figures)
         return CheckResult(name, True, f"all {records} records are time-stamped", figures)

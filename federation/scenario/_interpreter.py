@@ -74,6 +74,32 @@ class RunResult:
     report_path: Path | None
 
 
+def chained_exchanges(body: bytes) -> list[dict[str, Any]]:
+    """The X-Road exchanges a provider made to answer (once-only): every JSON object in the
+    response body with an ``xroad_id`` string, with its ``service`` and ``status``."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return []
+    out: list[dict[str, Any]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            xid = node.get("xroad_id")
+            if isinstance(xid, str) and xid:
+                out.append(
+                    {"xroad_id": xid, "service": node.get("service"), "status": node.get("status")}
+                )
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(obj)
+    return out
+
+
 @dataclass(slots=True)
 class StepResult:
     step: Step
@@ -464,7 +490,13 @@ class _Run:
             "attempts": attempts,
             "body_excerpt": body[:300].decode("utf-8", "replace"),
         }
+        chained = chained_exchanges(body)
+        if chained:
+            res.figures["chained"] = chained
         res.message = "; ".join(problems) if problems else f"{rec.status} {rec.error or 'OK'}"
+        if chained and not problems:
+            legs = ", ".join(f"{c['service']} {c['xroad_id']} ({c['status']})" for c in chained)
+            res.message += f"; chained: {legs}"
 
     @staticmethod
     def _judge_response(step: RequestStep, rec: RequestRecord, body: bytes) -> list[str]:
@@ -655,7 +687,15 @@ class _Run:
             for r in self.history.records
             if r.ok and "/" in r.service and not r.service.startswith("/")
         ]
-        return len(ok), [r.xroad_id for r in ok if r.xroad_id]
+        ids = [r.xroad_id for r in ok if r.xroad_id]
+        # the inner legs a provider made through X-Road to answer a step's request
+        inner = {
+            c["xroad_id"]
+            for st in self.steps
+            for c in st.figures.get("chained", ())
+            if c.get("status") == 200 and c["xroad_id"] not in ids
+        }
+        return len(ok) + len(inner), ids + sorted(inner)
 
     async def _final_checks(self) -> None:
         n_ex, ids = self._exchanges()
@@ -683,7 +723,7 @@ class _Run:
                         break
                     if (
                         ts_spec is None
-                        or not audit.get("awaiting_timestamp")
+                        or not audit.get("unstamped", audit.get("awaiting_timestamp"))
                         or self.now() >= deadline
                     ):
                         break

@@ -294,14 +294,19 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
 def test_check_audit_with_complete_exchanges() -> None:
     from federation.scenario._checks import check_audit
 
-    audit = {"records": 40, "verified": 36, "awaiting_timestamp": 4, "orphaned": 1, "failed": 0,
-             "exchanges": 11, "complete_exchanges": 10, "not_clean": ["FI-3"]}  # fmt: skip
+    # FI-3 failed in transit: its client request is "unanswered", not orphaned
+    audit = {"records": 41, "verified": 36, "awaiting_timestamp": 4, "unanswered": 1,
+             "orphaned": 0, "failed": 0, "exchanges": 11, "complete_exchanges": 10,
+             "not_clean": []}  # fmt: skip
     ok = check_audit("no_lost_messages", audit, ok_ids=["EE-1", "EE-2"], exchanges=10)
     assert ok.passed
-    lost = check_audit("no_lost_messages", audit, ok_ids=["FI-3"], exchanges=10)
+    assert not check_audit("no_lost_messages", audit, ok_ids=[], exchanges=11).passed
+    # a record that breaks the pairing of an exchange that succeeded
+    orphan = {**audit, "orphaned": 1, "not_clean": ["FI-3"]}
+    lost = check_audit("no_lost_messages", orphan, ok_ids=["FI-3"], exchanges=10)
     assert not lost.passed
     assert lost.figures["not_clean"] == ["FI-3"]
-    assert not check_audit("no_lost_messages", audit, ok_ids=[], exchanges=11).passed
+    assert not check_audit("no_lost_messages", orphan, ok_ids=["EE-1"], exchanges=10).passed
     assert check_audit("evidence_verifies", audit, ok_ids=[], exchanges=10).passed
     ts = check_audit("timestamped", audit, ok_ids=[], exchanges=10)
     assert not ts.passed
@@ -309,6 +314,25 @@ def test_check_audit_with_complete_exchanges() -> None:
     assert not check_audit(
         "evidence_verifies", {**audit, "failed": 1}, ok_ids=[], exchanges=10
     ).passed
+
+
+def test_check_audit_with_complete_ids() -> None:
+    from federation.scenario._checks import check_audit
+
+    audit = {"records": 10, "verified": 8, "awaiting_timestamp": 0, "unanswered": 1,
+             "incomplete": 1, "orphaned": 0, "failed": 0, "unstamped": 2,
+             "complete_ids": ["A", "B"], "unanswered_exchanges": 1,
+             "incomplete_exchanges": 1}  # fmt: skip
+    ok = check_audit("no_lost_messages", audit, ok_ids=["A", "B"], exchanges=2)
+    assert ok.passed, ok.message
+    assert "2 exchanges failed in transit" in ok.message
+    missing = check_audit("no_lost_messages", audit, ok_ids=["A", "C"], exchanges=2)
+    assert not missing.passed
+    assert missing.figures["missing"] == ["C"]
+    # the records of the failed exchanges still wait for their time-stamp
+    ts = check_audit("timestamped", audit, ok_ids=[], exchanges=2)
+    assert not ts.passed
+    assert "2 records still await" in ts.message
 
 
 def test_default_auditor_is_the_evidence_audit() -> None:
