@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import algos, cms, core
+from asn1crypto import algos, cms, core, parser
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -198,6 +199,161 @@ def parse_signed_data(der: bytes, what: str) -> cms.SignedData:
         raise PkiError(f"malformed {what}: {exc}") from None
 
 
+# --------------------------------------------------------------------------------------
+# Fast path for repeated signature *templates*.
+#
+# A security server verifies thousands of signatures by the same signer: they differ only in
+# the signed attributes (signing time, message digest) and the signature value. Parsing the
+# whole structure with asn1crypto, finding the signer among the embedded certificates and
+# re-validating its chain cost ~0.3 ms per message (docs/performance.md). So the bytes of a
+# signature *without* those two fields (its template) are remembered once the full check
+# (:func:`_verify_full`) passed for given roots, intermediates and usage; a later signature
+# with the same template only needs its signed attributes and its signature value checked,
+# exactly as the full path checks them. Anything unusual (BER, several signers, no or
+# duplicate signed attributes) takes the full path.
+
+_TEMPLATE_CACHE_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    content_type_tlv: bytes
+    hash_name: str
+    sig_alg: algos.SignedDigestAlgorithm
+    signer: x509.Certificate
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+    usage: str
+    valid_from: float
+    valid_to: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    template: bytes
+    signed_attrs_header: bytes
+    signed_attrs: bytes
+    signature: bytes
+
+
+_templates: OrderedDict[bytes, _Template] = OrderedDict()
+# dotted forms: naming them through cms.CMSAttributeType here would freeze asn1crypto's
+# reverse name map before federation.pki._tsa registers signing_certificate_v2
+_OID_CONTENT_TYPE = core.ObjectIdentifier("1.2.840.113549.1.9.3").dump()
+_OID_MESSAGE_DIGEST = core.ObjectIdentifier("1.2.840.113549.1.9.4").dump()
+_OID_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
+
+
+def _tlvs(data: bytes) -> list[tuple[int, int, int, bytes, bytes, int, int]]:
+    """DER children of a constructed value's contents: ``(class, method, tag, header,
+    contents, start, end)``; ValueError on BER (indefinite length) or truncation."""
+    out = []
+    pos, n = 0, len(data)
+    while pos < n:
+        cls, method, tag, header, contents, trailer = parser.parse(data[pos:])
+        if trailer:
+            raise ValueError("indefinite length")
+        end = pos + len(header) + len(contents)
+        out.append((cls, method, tag, header, contents, pos, end))
+        pos = end
+    return out
+
+
+def _split(sig_der: bytes) -> _Split | None:
+    """The template and the variable parts of a one-signer DER ``ContentInfo``, or None."""
+    try:
+        cls, method, tag, _, ci, trailer = parser.parse(sig_der, strict=True)
+        if (cls, method, tag) != (0, 1, 16) or trailer:
+            return None
+        kids = _tlvs(ci)
+        if len(kids) != 2 or kids[0][3] + kids[0][4] != _OID_SIGNED_DATA:
+            return None
+        c, m, t, _, explicit, _, _ = kids[1]
+        if (c, m, t) != (2, 1, 0):
+            return None
+        sd_list = _tlvs(explicit)
+        if len(sd_list) != 1 or sd_list[0][:3] != (0, 1, 16):
+            return None
+        sd_kids = _tlvs(sd_list[0][4])
+        infos = sd_kids[-1]
+        if infos[:3] != (0, 1, 17):
+            return None
+        info_list = _tlvs(infos[4])
+        if len(info_list) != 1 or info_list[0][:3] != (0, 1, 16):
+            return None
+        si = _tlvs(info_list[0][4])
+        attrs = [k for k in si if k[:3] == (2, 1, 0)]
+        sigs = [k for k in si if k[:3] == (0, 0, 4)]
+        if len(attrs) != 1 or len(sigs) != 1 or not attrs[0][4]:
+            return None
+    except (ValueError, TypeError):
+        return None
+    # the template: every fixed TLV (each with its own header) in order, the two variable
+    # fields as markers; the enclosing headers only carry lengths that follow from these
+    fixed = [kids[0][3] + kids[0][4]]
+    fixed += [k[3] + k[4] for k in sd_kids[:-1]]
+    for k in si:
+        if k is attrs[0]:
+            fixed.append(b"\x00A")
+        elif k is sigs[0]:
+            fixed.append(b"\x00S")
+        else:
+            fixed.append(k[3] + k[4])
+    template = b"".join(fixed)
+    return _Split(template, attrs[0][3], attrs[0][4], sigs[0][4])
+
+
+def _same(a: Sequence[x509.Certificate], b: Sequence[x509.Certificate]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _verify_fast(
+    sp: _Split,
+    data: bytes,
+    trusted_roots: Sequence[x509.Certificate],
+    now: float,
+    usage: str,
+    intermediates: Sequence[x509.Certificate],
+) -> x509.Certificate | None:
+    """The signer when ``sp``'s template is known for these roots and it verifies; None when
+    the full path must decide; PkiError when it certainly fails (as the full path would)."""
+    t = _templates.get(sp.template)
+    if (
+        t is None
+        or t.usage != usage
+        or not (t.valid_from <= now <= t.valid_to)
+        or not _same(t.roots, trusted_roots)
+        or not _same(t.intermediates, intermediates)
+    ):
+        return None
+    try:
+        attrs = _tlvs(sp.signed_attrs)
+        found: dict[bytes, bytes] = {}
+        for c, m, tag, _, contents, _, _ in attrs:
+            if (c, m, tag) != (0, 1, 16):
+                return None
+            parts = _tlvs(contents)
+            if len(parts) != 2 or parts[1][:3] != (0, 1, 17):
+                return None
+            oid = parts[0][3] + parts[0][4]
+            values = _tlvs(parts[1][4])
+            if len(values) != 1 or oid in found:
+                return None
+            found[oid] = values[0][3] + values[0][4]
+    except (ValueError, TypeError):
+        return None
+    ctype = found.get(_OID_CONTENT_TYPE)
+    digest = found.get(_OID_MESSAGE_DIGEST)
+    if ctype != t.content_type_tlv or digest is None or digest[:1] != b"\x04":
+        return None  # the full path says what is wrong
+    _, _, _, _, dc, trailer = parser.parse(digest, strict=True)
+    if trailer or dc != hashlib.new(t.hash_name, data).digest():
+        raise PkiError("messageDigest does not match the content (the data was altered)")
+    message = b"\x31" + sp.signed_attrs_header[1:] + sp.signed_attrs
+    _verify_signature(t.signer, sp.signature, message, t.sig_alg, t.hash_name)
+    return t.signer
+
+
 def cms_verify_detached(
     sig_der: bytes,
     data: bytes,
@@ -213,6 +369,54 @@ def cms_verify_detached(
     ``trusted_roots`` at ``now`` and be fit for ``usage`` (``"sign"``: nonRepudiation).
     Exactly one signer is accepted. Raises PkiError saying what failed.
     """
+    sp = _split(sig_der)
+    if sp is not None:
+        signer = _verify_fast(sp, data, trusted_roots, now, usage, intermediates)
+        if signer is not None:
+            _templates.move_to_end(sp.template)
+            return signer
+    signer, info, content_type, chain = _verify_full(
+        sig_der, data, trusted_roots=trusted_roots, now=now, usage=usage,
+        intermediates=intermediates,
+    )  # fmt: skip
+    if sp is not None:
+        _remember(sp, info, content_type, chain, trusted_roots, intermediates, usage)
+    return signer
+
+
+def _remember(
+    sp: _Split,
+    info: cms.SignerInfo,
+    content_type: bytes,
+    chain: tuple[x509.Certificate, ...],
+    trusted_roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    usage: str,
+) -> None:
+    _templates[sp.template] = _Template(
+        content_type_tlv=content_type,
+        hash_name=info["digest_algorithm"]["algorithm"].native,
+        sig_alg=info["signature_algorithm"],
+        signer=chain[0],
+        roots=tuple(trusted_roots),
+        intermediates=tuple(intermediates),
+        usage=usage,
+        valid_from=max(c.not_valid_before_utc.timestamp() for c in chain),
+        valid_to=min(c.not_valid_after_utc.timestamp() for c in chain),
+    )
+    if len(_templates) > _TEMPLATE_CACHE_MAX:
+        _templates.popitem(last=False)
+
+
+def _verify_full(
+    sig_der: bytes,
+    data: bytes,
+    *,
+    trusted_roots: Sequence[x509.Certificate],
+    now: float,
+    usage: Usage = "sign",
+    intermediates: Sequence[x509.Certificate] = (),
+) -> tuple[x509.Certificate, cms.SignerInfo, bytes, tuple[x509.Certificate, ...]]:
     signed = parse_signed_data(sig_der, "CMS signature")
     try:
         encap = signed["encap_content_info"]
@@ -229,5 +433,5 @@ def cms_verify_detached(
     except (ValueError, TypeError, KeyError, UnsupportedAlgorithm) as exc:
         raise PkiError(f"malformed CMS signature: {exc}") from None
     others = tuple(c for c in (*certs, *intermediates) if c != signer)
-    verify_chain(signer, others, trusted_roots, now, usage)
-    return signer
+    chain = verify_chain(signer, others, trusted_roots, now, usage)
+    return signer, info, encap["content_type"].dump(), chain
