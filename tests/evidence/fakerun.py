@@ -220,8 +220,13 @@ class FakeRun:
         client_ocsp: bytes | None = None,
         now: float | None = None,
         provider_logs: bool = True,
+        stop: str | None = None,
     ) -> str:
         """One exchange logged on both sides the way X-Road does; returns its X-Road-Id.
+
+        ``stop`` ends it in transit after that record: ``"client request"`` (the provider
+        never logged it), ``"provider request"`` (its information system failed) or
+        ``"provider response"`` (the answer never reached the client).
 
         The client's request record carries the client's OCSP response; the provider's
         response record carries the provider's; the client's response record carries
@@ -264,9 +269,15 @@ class FakeRun:
             )
 
         log(ck.log, req_env, "client", None)
+        if stop == "client request":
+            return xid
         if provider_logs:
             log(pk.log, req_env, "provider", None)
+            if stop == "provider request":
+                return xid
             log(pk.log, resp_env, "provider", [p_ocsp])
+        if stop == "provider response":
+            return xid
         log(ck.log, resp_env, "client", None)
         return xid
 

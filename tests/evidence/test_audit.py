@@ -7,7 +7,15 @@ import sqlite3
 from federation.evidence import audit_run
 from tests.evidence.fakerun import EE_CLIENT, EE_SERVICE, FI_CLIENT, FI_SERVICE, FakeRun
 
-KEYS = {"records", "verified", "awaiting_timestamp", "orphaned", "failed"}
+KEYS = {
+    "records",
+    "verified",
+    "awaiting_timestamp",
+    "unanswered",
+    "incomplete",
+    "orphaned",
+    "failed",
+}
 
 
 def counts(result: dict[str, object]) -> dict[str, object]:
@@ -25,10 +33,13 @@ def test_clean_run(run: FakeRun) -> None:
         "records": 24,
         "verified": 24,
         "awaiting_timestamp": 0,
+        "unanswered": 0,
+        "incomplete": 0,
         "orphaned": 0,
         "failed": 0,
     }
     assert result["exchanges"] == result["complete_exchanges"] == 6
+    assert len(result["complete_ids"]) == 6
     assert result["not_clean"] == []
 
 
@@ -69,6 +80,61 @@ def test_deleted_row_on_one_side_is_orphaned(run: FakeRun) -> None:
     # value now misses a link, so the records before it in that batch lose their coverage
     assert result["failed"] >= 1
     assert result["logs"]["FI/GOV/0245437-2/fi-ss1"]["records"] == 5
+
+
+def test_exchanges_that_failed_in_transit_are_not_orphaned(run: FakeRun) -> None:
+    ok = run.exchange(EE_CLIENT, FI_SERVICE)
+    refused = run.exchange(EE_CLIENT, FI_SERVICE, stop="client request")
+    backend = run.exchange(EE_CLIENT, FI_SERVICE, stop="provider request")
+    cut = run.exchange(FI_CLIENT, EE_SERVICE, stop="provider response")
+    run.stamp()
+    result = audit_run(run.run_dir)
+    assert counts(result) == {
+        "records": 4 + 1 + 2 + 3,
+        "verified": 4,
+        "awaiting_timestamp": 0,
+        "unanswered": 1 + 2,
+        "incomplete": 3,
+        "orphaned": 0,
+        "failed": 0,
+    }
+    assert result["complete_ids"] == [ok]
+    assert result["unanswered_ids"] == sorted([refused, backend])
+    assert result["incomplete_ids"] == [cut]
+    assert result["unanswered_exchanges"] == 2
+    assert result["incomplete_exchanges"] == 1
+    assert result["not_clean"] == []
+    assert result["problems"] == []
+    assert result["unstamped"] == 0
+
+
+def test_unstamped_counts_records_of_failed_exchanges(run: FakeRun) -> None:
+    run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    run.exchange(EE_CLIENT, FI_SERVICE, stop="client request")
+    result = audit_run(run.run_dir)
+    assert result["unanswered"] == 1
+    assert result["awaiting_timestamp"] == 0
+    assert result["unstamped"] == 1
+
+
+def test_provider_records_without_the_client_request_are_orphaned(run: FakeRun) -> None:
+    """The client logs its request before sending it: a provider's record without it
+    means a client row was lost, even when the exchange did not complete."""
+    xids = [run.exchange(EE_CLIENT, FI_SERVICE, stop="provider response") for _ in range(2)]
+    db = sqlite3.connect(run.kits["EE"].log.path)
+    with db:
+        db.execute(
+            "DELETE FROM record_ocsp WHERE record_id IN "
+            "(SELECT id FROM records WHERE xroad_id = ?)",
+            (xids[1],),
+        )
+        db.execute("DELETE FROM records WHERE xroad_id = ?", (xids[1],))
+    db.close()
+    result = audit_run(run.run_dir)
+    assert result["orphaned"] == 2  # the provider's request and response
+    assert result["incomplete"] == 3  # xids[0], intact
+    assert result["not_clean"] == [xids[1]]
 
 
 def test_deleted_row_in_the_middle_breaks_the_chain(run: FakeRun) -> None:
