@@ -395,7 +395,27 @@ def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
         return []
 
 
+_IDENTIFIED_MAX = 1024
+_identified: dict[x509.Certificate, ClientId | SecurityServerId | str] = {}
+
+
 def identify(cert: x509.Certificate) -> ClientId | SecurityServerId:
+    """:func:`_identify`, remembered per certificate (every message signature asks)."""
+    hit = _identified.get(cert)
+    if hit is None:
+        try:
+            hit = _identify(cert)
+        except PkiError as exc:
+            hit = str(exc)
+        if len(_identified) >= _IDENTIFIED_MAX:
+            _identified.clear()
+        _identified[cert] = hit
+    if isinstance(hit, str):
+        raise PkiError(hit)
+    return hit
+
+
+def _identify(cert: x509.Certificate) -> ClientId | SecurityServerId:
     """The X-Road identifier a certificate stands for (test/EJBCA profile, xroad.md 3).
 
     An auth certificate (EKU serverAuth or clientAuth) maps to a :class:`SecurityServerId`,
