@@ -101,11 +101,16 @@ def _chromium() -> str | None:
 def test_report_renders_in_a_headless_browser(tmp_path: Path) -> None:
     browser = _chromium()
     if browser is None:
-        pytest.skip("Chromium not found; install it with `apt-get install chromium` (Debian)")
+        pytest.skip(
+            "Chromium not found: the report screenshot needs Debian's chromium "
+            "(`make chromium` installs it)"
+        )
     page = write_report(synthetic_journal(), tmp_path / "report.html")
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
          "--window-size=1050,1400", f"--screenshot={shot}", page.as_uri()],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
