@@ -166,7 +166,7 @@ class ProxyCollection:
             if wanted.enabled and not proxy.enabled:
                 await self._start(proxy)
             elif not wanted.enabled and proxy.enabled:
-                await proxy.stop()
+                await proxy.stop(keep_port=True)
             return proxy
 
     async def delete(self, name: str) -> None:

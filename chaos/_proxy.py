@@ -70,6 +70,44 @@ def format_address(family: int, ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if family == stdsocket.AF_INET6 else f"{ip}:{port}"
 
 
+def _reuse_port(sock: trio.socket.SocketType) -> bool:
+    """Set SO_REUSEPORT where the platform has it; whether it was set."""
+    if not hasattr(stdsocket, "SO_REUSEPORT"):
+        return False
+    try:
+        sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEPORT, 1)
+    except OSError:  # pragma: no cover - kernels without it
+        return False
+    return True
+
+
+async def reserve_port(
+    address: str, listener: trio.socket.SocketType
+) -> trio.socket.SocketType | None:
+    """A socket bound to ``address`` (``host:port``, the port of ``listener``) that does not
+    listen: connections are refused (RST) once ``listener`` closes, yet no other socket can
+    take the port (it has no SO_REUSEADDR; outgoing connections skip bound ports). Bound
+    while ``listener`` still holds the port, through SO_REUSEPORT set on both now (not at
+    bind time, so two proxies can never share a port). None when that fails."""
+    if not _reuse_port(listener):
+        return None
+    try:
+        host, port = split_host_port(address)
+        family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
+        sock = trio.socket.socket(family, stdsocket.SOCK_STREAM)
+    except (ValueError, OSError):
+        return None
+    try:
+        _reuse_port(sock)
+        if family == stdsocket.AF_INET6 and host == "::":
+            sock.setsockopt(stdsocket.IPPROTO_IPV6, stdsocket.IPV6_V6ONLY, 0)
+        await sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 async def bind_listener(listen: str) -> tuple[trio.socket.SocketType, str]:
     """Bind and listen on ``listen``; returns the socket and the bound address as text.
 
@@ -218,9 +256,7 @@ class Connection:
     and call :meth:`relay` directly.
     """
 
-    def __init__(
-        self, proxy: ProxyRuntime, client: trio.abc.HalfCloseableStream, seq: int
-    ) -> None:
+    def __init__(self, proxy: ProxyRuntime, client: trio.abc.HalfCloseableStream, seq: int) -> None:
         self.proxy = proxy
         self.client = client
         self.seq = seq
@@ -297,6 +333,8 @@ class ProxyRuntime:
         self.bytes_downstream = 0
         self._scope: trio.CancelScope | None = None
         self._stopped: trio.Event | None = None
+        self._reserved: trio.socket.SocketType | None = None
+        self._listener: trio.socket.SocketType | None = None
 
     def toxics_for(self, direction: str) -> list[ToxicSpec]:
         return [t for t in self.toxics if t.direction == direction]
@@ -328,24 +366,52 @@ class ProxyRuntime:
         """
         if self.enabled:
             return
-        sock, bound = await bind_listener(self.listen)
+        reserved, self._reserved = self._reserved, None
+        if reserved is not None:
+            try:
+                reserved.listen(stdsocket.SOMAXCONN)
+                sock, bound = reserved, self.listen
+            except OSError:
+                reserved.close()
+                sock, bound = await bind_listener(self.listen)
+        else:
+            sock, bound = await bind_listener(self.listen)
         self.listen = bound
+        self._listener = sock
         self.enabled = True
         self._scope = trio.CancelScope()
         self._stopped = trio.Event()
         nursery.start_soon(self._serve, trio.SocketListener(sock), self._scope, self._stopped)
         logger.info("proxy %s listening on %s -> %s", self.name, bound, self.upstream)
 
-    async def stop(self) -> None:
-        """Close the listener and every connection; returns once all are closed."""
+    async def stop(self, *, keep_port: bool = False) -> None:
+        """Close the listener and every connection; returns once all are closed.
+
+        With ``keep_port`` (a disable, as opposed to a delete or an address change), the
+        port stays reserved by a bound socket that does not listen: new connections are
+        refused as with Toxiproxy, but no other socket on the machine (port 0 binds,
+        outgoing connections) can take the port, so a later enable cannot fail with
+        "address already in use".
+        """
         if not self.enabled:
+            if not keep_port:
+                self._release()
             return
         self.enabled = False
         assert self._scope is not None
         assert self._stopped is not None
+        if keep_port and self._reserved is None:
+            # bound before the listener closes (SO_REUSEPORT): no window for another socket
+            assert self._listener is not None
+            self._reserved = await reserve_port(self.listen, self._listener)
         self._scope.cancel()
         await self._stopped.wait()
         logger.info("proxy %s stopped", self.name)
+
+    def _release(self) -> None:
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
 
     async def _serve(
         self, listener: trio.SocketListener, scope: trio.CancelScope, stopped: trio.Event

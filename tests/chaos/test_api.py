@@ -267,3 +267,32 @@ async def test_omitted_listen_stays_on_loopback(api: httpx.AsyncClient) -> None:
     r = await api.post("/proxies", json={"name": "l", "upstream": "h:1"})
     assert r.status_code == 201
     assert r.json()["listen"].startswith("127.0.0.1:")
+
+
+async def test_disabled_proxy_keeps_its_port(api: httpx.AsyncClient) -> None:
+    """A disabled proxy refuses connections but no other socket can take its port, so the
+    enable that heals a partition never fails with "address already in use"."""
+    import socket as stdsocket
+
+    body = await make_proxy(api, "held", "127.0.0.1:9")
+    host, port = body["listen"].rsplit(":", 1)
+    r = await api.post("/proxies/held", json={"enabled": False})
+    assert r.status_code == 200
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream(host, int(port))
+    other = stdsocket.socket()
+    other.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+    with pytest.raises(OSError):
+        other.bind((host, int(port)))
+    other.close()
+    r = await api.post("/proxies/held", json={"enabled": True})
+    assert r.status_code == 200
+    assert r.json()["listen"] == body["listen"]
+    stream = await trio.open_tcp_stream(host, int(port))
+    await stream.aclose()
+    # deleting releases it
+    assert (await api.delete("/proxies/held")).status_code == 204
+    free = stdsocket.socket()
+    free.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
+    free.bind((host, int(port)))
+    free.close()
