@@ -164,4 +164,3 @@ def main_serve(host: str = "127.0.0.1", port: int = 8474, seed: int | None = Non
         return trio.run(run)
     except KeyboardInterrupt:
         return 0
-

@@ -82,9 +82,7 @@ async def _receive_exactly(stream: trio.SocketStream, n: int) -> None:
         got += len(chunk)
 
 
-async def _worker(
-    port: int, size: int, deadline: float, samples: list[float], warmup: int
-) -> None:
+async def _worker(port: int, size: int, deadline: float, samples: list[float], warmup: int) -> None:
     payload = b"x" * size
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
