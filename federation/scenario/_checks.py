@@ -232,8 +232,8 @@ def check_audit(
             audit.get("incomplete_exchanges", 0)
         )
         extra = f"; {in_transit} exchanges failed in transit" if in_transit else ""
-        more = int(figures.get("complete_not_in_journal", 0))
-        if more:
+        more = figures.get("complete_not_in_journal", 0)
+        if isinstance(more, int) and more:
             extra += (
                 f"; {more} more complete in the logs than the journal saw succeed (legs a "
                 "provider made through X-Road, or calls whose caller gave up)"
