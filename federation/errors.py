@@ -86,3 +86,17 @@ class GlobalConfError(FederationError):
 
 class TransportError(FederationError):
     """Raised when a network peer cannot be reached, refuses or hangs up."""
+
+
+def leaf_errors(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc``, with (nested) exception groups flattened away.
+
+    trio's nurseries wrap what a task raised in an ``ExceptionGroup``; a command line that
+    reports an error in one line wants the leaves: ``[exc]`` when it is no group.
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    out: list[BaseException] = []
+    for e in exc.exceptions:
+        out.extend(leaf_errors(e))
+    return out

@@ -47,7 +47,7 @@ import trio
 from chaos import FaultClient, FaultHandle
 from federation.bench._hist import Histogram
 from federation.bench._load import payload as make_payload
-from federation.errors import FederationError, TransportError
+from federation.errors import FederationError, TransportError, leaf_errors
 from federation.http import HttpClient
 from federation.identifiers import ServiceId
 
@@ -754,13 +754,6 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for e in group.exceptions:
-        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
-    return out
-
-
 def cmd_bench(args: Any) -> int:
     """``xfed bench``: run, print the table, write ``--json`` / ``--plot``."""
     import json
@@ -794,7 +787,7 @@ def cmd_bench(args: Any) -> int:
         result = trio.run(lambda: run_bench(config, progress=progress))
     except BaseExceptionGroup as group:
         # a federation error inside the federation's nursery: show it as one line
-        leaves = _leaves(group)
+        leaves = leaf_errors(group)
         if leaves and all(isinstance(e, FederationError) for e in leaves):
             raise leaves[0] from None
         raise

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import trio
 
-from federation.errors import ScenarioError
+from federation.errors import FederationError, ScenarioError, leaf_errors
 from federation.scenario._interpreter import Auditor, StartFederation, run_scenario
 from federation.scenario._loader import load_scenario
 
@@ -112,7 +112,12 @@ def run_scenario_cli(
         say("aborted")
         return 1
     except Exception as exc:
-        say(f"error: the run broke: {exc!r} (details in {rd / 'journal.json'})")
+        # trio wraps what broke the run in exception groups: name the leaves, not the group
+        # (a federation error, e.g. an instance process that died, says what and where)
+        what = "; ".join(
+            str(e) if isinstance(e, FederationError) else repr(e) for e in leaf_errors(exc)
+        )
+        say(f"error: the run broke: {what} (details in {rd / 'journal.json'})")
         state["code"] = 1
     code = int(state.get("code", 1))
     _summary(rd, say)

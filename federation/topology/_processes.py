@@ -58,9 +58,13 @@ class ChildCrashed(StartupError):
         self.name = name
         self.returncode = returncode
         self.log_tail = log_tail
-        super().__init__(
-            f"process {name} exited with code {returncode}; last log lines:\n{log_tail}"
-        )
+        how = f"exited with code {returncode}"
+        if returncode is not None and returncode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-returncode).name}"
+            except ValueError:
+                how = f"was killed by signal {-returncode}"
+        super().__init__(f"process {name} {how}; last log lines:\n{log_tail}")
 
 
 async def exit_with_parent(cancel: trio.CancelScope, *, period_s: float = 0.5) -> None:
