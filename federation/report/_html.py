@@ -38,9 +38,9 @@ body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;
 main{max-width:1000px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dde3;padding-bottom:4px}
 table{border-collapse:collapse;width:100%;background:#fff;margin:6px 0 12px}
-th,td{border:1px solid #e1e5ea;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #e1e5ea;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#eef1f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
+.badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
 .pass{background:#2e7d32}.fail{background:#c62828}.none{background:#78909c}
 .status{font-size:16px;padding:3px 12px}
 .meta td:first-child{width:180px;color:#5a6472}
