@@ -14,7 +14,11 @@ the body digest, see :mod:`._envelope`). Each record stores ``chain_i``.
 
 **Batch time-stamps.** The time-stamper takes the un-stamped records ``k..n``
 (:meth:`MessageLog.next_batch`) and asks the TSA for an RFC 3161 token whose message
-imprint is ``chain_n`` itself, as a SHA-512 ``hashedMessage``. ``chain_n`` is by definition
+imprint is ``chain_n`` itself, as a SHA-512 ``hashedMessage``. Batches are consecutive:
+a stored token covers exactly the id range ``first_record..last_record`` of its
+``timestamps`` row (``first_record`` = the previous batch's ``last_record`` + 1), so
+storing one is a single insert however large the batch (records are never rewritten), and
+a record's time-stamp is the row whose range holds its id. ``chain_n`` is by definition
 SHA-512 of the 128 bytes ``chain_{n-1} || SHA-512(signature_n)``, so ``openssl ts -verify
 -data step.bin`` checks it directly. A record ``j`` of the batch is proven by the chain
 steps from ``chain_{j-1}`` through the signature hashes ``j..n`` to the stamped value
@@ -64,7 +68,10 @@ MessageKind = Literal["request", "response"]
 GENESIS = bytes(64)
 """``chain_0``: the chain value before the first record."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: records no longer carry ``timestamp_id`` (a record's time-stamp is the
+``timestamps`` row whose id range holds it). A version-1 file still reads and writes:
+its ``timestamp_id`` column is simply no longer used."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -95,11 +102,10 @@ CREATE TABLE IF NOT EXISTS records (
     signature           BLOB    NOT NULL,
     signed_data_digest  BLOB    NOT NULL,
     signature_hash      BLOB    NOT NULL,
-    chain               BLOB    NOT NULL,
-    timestamp_id        INTEGER REFERENCES timestamps(id)
+    chain               BLOB    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_by_xroad_id ON records (xroad_id, side, kind);
-CREATE INDEX IF NOT EXISTS records_unstamped ON records (id) WHERE timestamp_id IS NULL;
+CREATE INDEX IF NOT EXISTS timestamps_by_last_record ON timestamps (last_record);
 CREATE TABLE IF NOT EXISTS ocsp_responses (
     id      INTEGER PRIMARY KEY,
     sha256  BLOB NOT NULL UNIQUE,
@@ -113,10 +119,17 @@ CREATE TABLE IF NOT EXISTS record_ocsp (
 );
 """
 
+# The time-stamp of a record: the first batch that ends at or after it, if it starts at
+# or before it (an index lookup on ``timestamps.last_record``).
+_TIMESTAMP_OF_RECORD = (
+    "(SELECT CASE WHEN t.first_record <= records.id THEN t.id END FROM timestamps t"
+    " WHERE t.last_record >= records.id ORDER BY t.last_record LIMIT 1)"
+)
 _RECORD_COLUMNS = (
     "id, xroad_id, side, kind, time, client_id, service_id, request_id, header_part, body, "
-    "signature, signed_data_digest, signature_hash, chain, timestamp_id"
+    f"signature, signed_data_digest, signature_hash, chain, {_TIMESTAMP_OF_RECORD}"
 )
+_STAMPED_UP_TO = "(SELECT COALESCE(MAX(last_record), 0) FROM timestamps)"
 
 
 class MessageLogError(FederationError):
@@ -228,6 +241,10 @@ class MessageLog:
         self.failure_period_s = failure_period_s
         self.readonly = readonly
         self._lock = threading.Lock()
+        # the writer's memory of what it wrote (one writer per file): the last chain value
+        # and the ids of stored OCSP responses, so an append reads nothing back
+        self._last_chain: bytes | None = None
+        self._ocsp_ids: dict[bytes, int] = {}
         try:
             if readonly:
                 self._db = sqlite3.connect(
@@ -313,11 +330,15 @@ class MessageLog:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                new_ocsp: dict[bytes, int] = {}
                 try:
-                    row = self._db.execute(
-                        "SELECT chain FROM records ORDER BY id DESC LIMIT 1"
-                    ).fetchone()
-                    chain = chain_step(row[0] if row else GENESIS, sig_hash)
+                    previous = self._last_chain
+                    if previous is None:
+                        row = self._db.execute(
+                            "SELECT chain FROM records ORDER BY id DESC LIMIT 1"
+                        ).fetchone()
+                        previous = bytes(row[0]) if row else GENESIS
+                    chain = chain_step(previous, sig_hash)
                     cur = self._db.execute(
                         "INSERT INTO records (xroad_id, side, kind, time, client_id, service_id,"
                         " request_id, header_part, body, signature, signed_data_digest,"
@@ -340,7 +361,7 @@ class MessageLog:
                     )
                     rid = int(cur.lastrowid or 0)
                     for pos, der in enumerate(ocsp_responses):
-                        oid = self._ocsp_id(der)
+                        oid = self._ocsp_id(der, new_ocsp)
                         self._db.execute(
                             "INSERT INTO record_ocsp(record_id, position, ocsp_id) VALUES (?,?,?)",
                             (rid, pos, oid),
@@ -349,6 +370,9 @@ class MessageLog:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
+                # only what was committed is remembered
+                self._last_chain = chain
+                self._ocsp_ids.update(new_ocsp)
             except sqlite3.Error as exc:
                 raise MessageLogError(f"{self.path}: cannot append a record: {exc}") from None
         return LogRecord(
@@ -398,17 +422,24 @@ class MessageLog:
             ocsp_responses=envelope.ocsp_responses if ocsp_responses is None else ocsp_responses,
         )
 
-    def _ocsp_id(self, der: bytes) -> int:
+    def _ocsp_id(self, der: bytes, new: dict[bytes, int]) -> int:
+        """The id of a stored OCSP response, storing it first if needed (``new`` collects
+        the ids stored by the current transaction)."""
         digest = hashlib.sha256(der).digest()
+        known = self._ocsp_ids.get(digest) or new.get(digest)
+        if known is not None:
+            return known
         row = self._db.execute(
             "SELECT id FROM ocsp_responses WHERE sha256 = ?", (digest,)
         ).fetchone()
         if row:
-            return int(row[0])
+            new[digest] = int(row[0])
+            return new[digest]
         cur = self._db.execute(
             "INSERT INTO ocsp_responses(sha256, der) VALUES (?, ?)", (digest, der)
         )
-        return int(cur.lastrowid or 0)
+        new[digest] = int(cur.lastrowid or 0)
+        return new[digest]
 
     # --- time-stamping ------------------------------------------------------------------
 
@@ -416,7 +447,7 @@ class MessageLog:
         """Un-stamped records, oldest first, at most ``limit``."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM records WHERE timestamp_id IS NULL "
+                f"SELECT {_RECORD_COLUMNS} FROM records WHERE id > {_STAMPED_UP_TO} "
                 "ORDER BY id LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -426,7 +457,7 @@ class MessageLog:
         """The next batch to stamp (X-Road's ``timestamp-records-limit``), or None."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, chain FROM records WHERE timestamp_id IS NULL ORDER BY id LIMIT ?",
+                f"SELECT id, chain FROM records WHERE id > {_STAMPED_UP_TO} ORDER BY id LIMIT ?",
                 (limit,),
             ).fetchall()
         if not rows:
@@ -447,8 +478,8 @@ class MessageLog:
         now: float,
         tsa_url: str | None = None,
     ) -> TimestampRecord:
-        """Store a token over ``chain_{up_to_record}`` and link every un-stamped record up to
-        it; resets the failure clock."""
+        """Store a token over ``chain_{up_to_record}``, covering every un-stamped record up
+        to it (one insert: records are not rewritten); resets the failure clock."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -458,11 +489,8 @@ class MessageLog:
                     ).fetchone()
                     if row is None:
                         raise MessageLogError(f"no record {up_to_record} to time-stamp")
-                    first = self._db.execute(
-                        "SELECT MIN(id) FROM records WHERE timestamp_id IS NULL AND id <= ?",
-                        (up_to_record,),
-                    ).fetchone()[0]
-                    if first is None:
+                    first = int(self._db.execute(f"SELECT {_STAMPED_UP_TO}").fetchone()[0]) + 1
+                    if first > up_to_record:
                         raise MessageLogError(f"record {up_to_record} is already time-stamped")
                     cur = self._db.execute(
                         "INSERT INTO timestamps(first_record, last_record, chain, token, gen_time,"
@@ -470,11 +498,6 @@ class MessageLog:
                         (first, up_to_record, row[0], token_der, gen_time, tsa_url, now),
                     )
                     ts_id = int(cur.lastrowid or 0)
-                    self._db.execute(
-                        "UPDATE records SET timestamp_id = ?"
-                        " WHERE timestamp_id IS NULL AND id <= ?",
-                        (ts_id, up_to_record),
-                    )
                     self._set_meta("ts_failing_since", None)
                     self._set_meta("ts_last_error", None)
                     self._set_meta("ts_last_success", repr(now))
@@ -666,7 +689,7 @@ class MessageLog:
             total = int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
             unstamped = int(
                 self._db.execute(
-                    "SELECT COUNT(*) FROM records WHERE timestamp_id IS NULL"
+                    f"SELECT COUNT(*) FROM records WHERE id > {_STAMPED_UP_TO}"
                 ).fetchone()[0]
             )
             stamps = int(self._db.execute("SELECT COUNT(*) FROM timestamps").fetchone()[0])

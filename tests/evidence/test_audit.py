@@ -187,6 +187,25 @@ def test_tampered_chain_and_token_fail(run: FakeRun) -> None:
     assert all("time-stamp 1" in p["reasons"][0] for p in result["problems"])
 
 
+def test_deleted_timestamp_row_is_not_awaiting_but_failed(run: FakeRun) -> None:
+    run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    db = sqlite3.connect(run.kits["EE"].log.path)
+    with db:
+        db.execute("DELETE FROM timestamps WHERE id = 1")  # the first batch's token
+    db.close()
+    result = audit_run(run.run_dir)
+    # the two EE records of the first exchange lost their time-stamp: they do not wait for
+    # one (no batch will ever cover them again), they fail
+    assert result["failed"] == 2
+    assert result["awaiting_timestamp"] == 0
+    ee = [p for p in result["problems"] if p["server"] == "EE/GOV/70000001/ee-ss1"]
+    assert sorted(p["record_id"] for p in ee) == [1, 2]
+    assert all("a time-stamp is missing" in p["reasons"][0] for p in ee)
+
+
 def test_pairing_mismatch_fails(run: FakeRun) -> None:
     a = run.exchange(EE_CLIENT, FI_SERVICE)
     b = run.exchange(EE_CLIENT, FI_SERVICE)

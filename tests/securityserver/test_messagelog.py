@@ -113,6 +113,25 @@ def test_batches_stamps_and_proofs(log: MessageLog) -> None:
         log.record_timestamp(5, b"t", NOW, now=NOW)
 
 
+def test_storing_a_batch_does_not_rewrite_its_records(tmp_path: Path) -> None:
+    # a batch is one ``timestamps`` row over an id range: storing the token of a batch of
+    # 200 records changes a handful of rows (the stamp and the failure-clock meta keys),
+    # not 200 (version 1 rewrote every record, stalling the server on large batches)
+    with MessageLog(tmp_path / "m.sqlite") as log:
+        add(log, 200)
+        batch = log.next_batch()
+        assert batch is not None
+        assert batch.count == 200
+        db = log._db  # the writer's connection: total_changes counts the rows it wrote
+        before = db.total_changes
+        log.record_timestamp(batch.last_record, b"tok", NOW, now=NOW)
+        assert db.total_changes - before <= 5
+        assert log.pending() == []
+        assert {r.timestamp_id for r in log.records()} == {1}
+        add(log, 2, xid="EE-later")
+        assert [r.timestamp_id for r in log.pending()] == [None, None]
+
+
 def test_tampered_record_breaks_the_proof(log: MessageLog) -> None:
     add(log, 3)
     log.record_timestamp(3, b"t", NOW, now=NOW)
