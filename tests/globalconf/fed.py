@@ -31,7 +31,8 @@ def facts_for(d: InstanceDef) -> CentralFacts:
     return CentralFacts(
         security_servers={
             ss.code: SecurityServerFacts(
-                address=f"{ss.code}.test:5500", auth_cert_hashes=(f"hash-of-{ss.code}",)
+                address=f"{ss.code}.test:5500",  # fixed-port-ok: a name, never bound
+                auth_cert_hashes=(f"hash-of-{ss.code}",),
             )
             for ss in d.security_servers
         }

@@ -66,7 +66,7 @@ def test_parameters_round_trip(keys: dict[str, ConfSigningKey]) -> None:
     assert again.instance == "EE"
     ss = again.servers_hosting(again.members[0].id.__class__.parse("EE/GOV/70000001/rr"))
     assert [s.id.code for s in ss] == ["ee-ss1"]
-    assert ss[0].address == "ee-ss1.test:5500"
+    assert ss[0].address == "ee-ss1.test:5500"  # fixed-port-ok: a name, never bound
     assert again.global_settings.ocsp_freshness_s == 3600.0
     assert again.approved_cas[0].ocsp[0].url == "http://ocsp.test"
     gen.trust(gen.anchor("external", now=NOW))  # any anchor, just for the round trip

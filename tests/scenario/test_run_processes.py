@@ -10,12 +10,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from tests._poll import wait_for
 from tests.topology.test_up_e2e import ROOT, _alive
 
 pytestmark = pytest.mark.slow
@@ -64,16 +64,17 @@ def test_killing_an_instance_process_ends_the_run_with_a_report(tmp_path: Path) 
     )
     try:
         manifest = run_dir / "manifest.json"
-        deadline = time.monotonic() + 90
         processes: dict[str, dict[str, object]] = {}
-        while time.monotonic() < deadline and proc.poll() is None:
+
+        def started() -> bool:
+            nonlocal processes
             try:
                 processes = json.loads(manifest.read_text()).get("processes", {})
             except (OSError, ValueError):  # not written yet, or being replaced
                 processes = {}
-            if processes:
-                break
-            time.sleep(0.1)
+            return bool(processes) or proc.poll() is not None
+
+        wait_for(started, 90)
         assert set(processes) == {"chaos", "EE", "FI"}, proc.poll()
         pids = [int(str(p["pid"])) for p in processes.values()]
         # kill only once the load has gone through: EE's client-side log holds records
@@ -82,9 +83,7 @@ def test_killing_an_instance_process_ends_the_run_with_a_report(tmp_path: Path) 
                 "EE/GOV/70000001/ee-ss1"
             ]["message_log"]
         )
-        while time.monotonic() < deadline and _records(ee_log) == 0:
-            time.sleep(0.1)
-        assert _records(ee_log) > 0
+        assert wait_for(lambda: _records(ee_log) > 0, 60)
         os.kill(int(str(processes["FI"]["pid"])), signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -99,7 +98,5 @@ def test_killing_an_instance_process_ends_the_run_with_a_report(tmp_path: Path) 
     data = json.loads((run_dir / "journal.json").read_text())
     assert data["status"] == "error"
     assert (run_dir / "report.html").exists()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
+    wait_for(lambda: not any(_alive(p) for p in pids), 10)
     assert not [p for p in pids if _alive(p)]

@@ -242,14 +242,14 @@ class FakeTsaHttp:
 async def test_timestamp_once_tries_tsas_in_order(log: MessageLog, pki: Pki) -> None:
     clock = FixedClock(NOW)
     http = FakeTsaHttp(pki.tsa, clock)
-    http.down.add("tsa1:80")
-    urls = ["http://tsa1/", "http://tsa2:8080/"]
+    http.down.add("tsa1:80")  # fixed-port-ok: a name, never bound
+    urls = ["http://tsa1/", "http://tsa2:8080/"]  # fixed-port-ok: a name, never bound
     out = await timestamp_once(log, urls, clock=clock, trusted_roots=[pki.ee.root.cert], http=http)
     assert out.result == "idle"
     add(log, 3)
     out = await timestamp_once(log, urls, clock=clock, trusted_roots=[pki.ee.root.cert], http=http)
     assert out.result == "stamped"
-    assert http.calls == ["tsa1:80", "tsa2:8080"]
+    assert http.calls == ["tsa1:80", "tsa2:8080"]  # fixed-port-ok: a name, never bound
     assert out.record is not None
     assert out.record.tsa_url == "http://tsa2:8080/"
     gen = verify_ts_token(

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests._poll import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 XFED = [sys.executable, "-m", "federation.cli"]
 READY_TIMEOUT_S = 90.0
@@ -261,9 +263,7 @@ def test_stop_leaves_no_orphans(tmp_path: Path) -> None:
     assert len(pids) == 3
     code, _ = run.stop()
     assert code == 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
+    wait_for(lambda: not any(_alive(p) for p in pids), 10)
     assert not [p for p in pids if _alive(p)]
 
 
@@ -275,7 +275,5 @@ def test_a_crashed_instance_is_reported_without_orphans(tmp_path: Path) -> None:
     _out, err = run.proc.communicate(timeout=30)
     assert run.proc.returncode != 0
     assert "process FI was killed by SIGKILL" in err
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
+    wait_for(lambda: not any(_alive(p) for p in pids), 10)
     assert not [p for p in pids if _alive(p)]
