@@ -49,6 +49,8 @@ class ConfVerdict:
 
     ok: bool
     message: str
+    missing: bool = False
+    """True when the container holds no configuration of the anchor's instance at all."""
 
 
 class TrustStore:
@@ -228,6 +230,7 @@ def trust_from_anchor(
             False,
             f"the container holds no verification configuration of {anchor.instance} "
             "(use --ca for this instance)",
+            missing=True,
         )
     errors = []
     for (inst, kind), files in mine:

@@ -339,20 +339,36 @@ def verify_unpacked(
     r = Report()
     store = TrustStore(trust.trusts if trust else ())
     _check_manifest(u, r)
-    for anchor in anchors:
-        t, verdict = trust_from_anchor(anchor, u.evidence.conf_files)
-        r.add("OK" if verdict.ok else "FAIL", f"trust {anchor.instance}", verdict.message)
-        if t is not None:
-            store.add(t)
     ev = u.evidence
     log_instance = str(ev.meta.get("instance") or "")
     req_m = ev.messages.get("request")
     resp_m = ev.messages.get("response")
+    headers = Report()  # header verdicts come after the trust lines
+    req, _ = _parse_headers(req_m, headers)
+    _, resp = _parse_headers(resp_m, headers)
+    # the instances the signed header parts name (the signers are members of these)
+    involved = {log_instance}
+    for h in (req, resp):
+        if h is not None:
+            involved |= {h.client.instance, h.service.instance}
+    for anchor in anchors:
+        t, verdict = trust_from_anchor(anchor, u.evidence.conf_files)
+        parsed = req is not None or resp is not None
+        if verdict.missing and parsed and anchor.instance not in involved:
+            # one --anchor per instance of a run works for every exchange of the run
+            r.add(
+                "INFO",
+                f"trust {anchor.instance}",
+                f"not needed: the exchange involves only {', '.join(sorted(involved - {''}))}",
+            )
+            continue
+        r.add("OK" if verdict.ok else "FAIL", f"trust {anchor.instance}", verdict.message)
+        if t is not None:
+            store.add(t)
+    r.verdicts.extend(headers.verdicts)
     if req_m is None and resp_m is None:
         r.add("FAIL", "exchange", "the container holds no message")
         return r
-    req, _ = _parse_headers(req_m, r)
-    _, resp = _parse_headers(resp_m, r)
     for m in (req_m, resp_m):
         if m is None:
             continue

@@ -101,6 +101,25 @@ def test_round_trip(run: FakeRun, client: ClientId, service: ServiceId, side: st
         assert {"manifest", "exchange"} <= checks
 
 
+def test_anchor_of_an_uninvolved_instance_is_not_a_failure(run: FakeRun) -> None:
+    # one --anchor per instance of the run verifies every exchange of the run, intra-FI
+    # ones included; the EE anchor is then only noted
+    xid = run.exchange(FI_CLIENT, FI_SERVICE)
+    run.stamp()
+    # (the fake run has one security server per instance, so both sides of an intra-FI
+    # exchange share one log: the provider side holds both OCSP responses)
+    data, _ = export_exchange(run.run_dir, xid, side="provider")
+    report = verify_container(data, anchors=anchors(run))
+    assert report.ok, [v.line() for v in report.failed()]
+    (ee,) = [v for v in report.verdicts if v.check == "trust EE"]
+    assert ee.status == "INFO"
+    assert "involves only FI" in ee.message
+    # without FI's anchor nothing vouches for the FI signers
+    (ee_anchor,) = [a for a in anchors(run) if a.instance == "EE"]
+    alone = verify_container(data, anchors=[ee_anchor])
+    assert {"request certificate", "response certificate"} <= failed_checks(alone)
+
+
 def test_bodyless_exchange_round_trip(run: FakeRun) -> None:
     xid = run.exchange(EE_CLIENT, FI_SERVICE, body=None, response_body=None)
     run.stamp()
