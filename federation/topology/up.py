@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
-from federation.errors import ConfigError, FederationError
+from federation.errors import ConfigError, FederationError, TransportError
 from federation.topology._runtime import Federation, RunPlan, make_plan, open_federation_in_process
 
 
@@ -194,8 +195,11 @@ def cmd_request(args: argparse.Namespace) -> int:
 
     try:
         resp = trio.run(call)
-    except OSError as exc:
-        raise FederationError(f"cannot reach {url}: {exc}") from None
+    except (OSError, httpx.HTTPError) as exc:
+        raise TransportError(
+            f"cannot reach the client proxy {url} ({exc}): is the `xfed up` of "
+            f"{args.run_dir} still running?"
+        ) from None
     print(f"HTTP {resp.status}")
     for k, v in resp.headers:
         if k.lower().startswith("x-road-") or k.lower() == "content-type":

@@ -1,7 +1,9 @@
-"""Run planning, generated instances and the CLI's handling of bad input (no sockets)."""
+"""Run planning, generated instances and the CLI's handling of bad input (no servers)."""
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,32 @@ def test_cli_missing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code = main(["request", "--run-dir", str(tmp_path), "--client", "EE/GOV/1/x", "FI/GOV/2/y/z"])
     assert code == 2
     assert "manifest.json" in capsys.readouterr().err
+
+
+def test_cli_request_to_a_stopped_run_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a run directory whose `xfed up` has stopped: its client proxy port is closed
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = "EE/GOV/70000001/consumer"
+    manifest = {
+        "instances": {
+            "EE": {
+                "security_servers": {
+                    "EE/GOV/70000001/ee-ss1": {
+                        "client_url": f"http://127.0.0.1:{port}",
+                        "clients": [client],
+                    }
+                }
+            }
+        }
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    code = main(["request", "--run-dir", str(tmp_path), "--client", client, "FI/GOV/2/y/z"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"cannot reach the client proxy http://127.0.0.1:{port}" in err
+    assert "still running?" in err
