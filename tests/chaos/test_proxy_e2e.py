@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -215,15 +215,29 @@ async def test_toxic_churn_under_traffic_never_hangs_the_api(
     moved = [0]
 
     async def traffic() -> None:
+        # At most 16 KB in flight per connection: a client that only sends would fill
+        # every buffer of the echo loop (client -> proxy -> echo -> proxy -> client) and
+        # block in send_all for good once nothing reads; that is the test's deadlock, not
+        # the proxy's. Sends are bounded in time too (a toxic may hold the data).
         while not stop.is_set():
             try:
                 stream = await trio.open_tcp_stream("127.0.0.1", port)
                 async with stream:
+                    outstanding = 0
                     while not stop.is_set():
-                        await stream.send_all(b"t" * 4096)
+                        if outstanding < 16384:
+                            with trio.move_on_after(0.5) as sending:
+                                await stream.send_all(b"t" * 4096)
+                            if sending.cancelled_caught:
+                                break  # a held connection: start a new one
+                            outstanding += 4096
                         with trio.move_on_after(0.2):
-                            moved[0] += len(await stream.receive_some(65536))
-            except (trio.BrokenResourceError, OSError):
+                            got = len(await stream.receive_some(65536))
+                            if not got:
+                                break  # closed by a toxic (limit_data, reset_peer...)
+                            moved[0] += got
+                            outstanding = max(0, outstanding - got)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
 
     toxics = [
@@ -236,6 +250,20 @@ async def test_toxic_churn_under_traffic_never_hangs_the_api(
         ("limit_data", {"bytes": 20000}),
         ("noop", {}),
     ]
+    with trio.fail_after(60):  # a hang fails the test instead of stalling the suite
+        await _churn(api, toxics, traffic, stop)
+    assert moved[0] > 0
+    with trio.fail_after(2):
+        assert (await api.post("/reset")).status_code == 204
+    assert await rtts(port, 1)
+
+
+async def _churn(
+    api: httpx.AsyncClient,
+    toxics: list[tuple[str, dict[str, int]]],
+    traffic: Callable[[], Awaitable[None]],
+    stop: trio.Event,
+) -> None:
     async with trio.open_nursery() as nursery:
         for _ in range(4):
             nursery.start_soon(traffic)
@@ -257,7 +285,3 @@ async def test_toxic_churn_under_traffic_never_hangs_the_api(
                         r = await api.delete(f"/proxies/echo/toxics/{type_}_{stream}")
                         assert r.status_code == 204, round_
         stop.set()
-    assert moved[0] > 0
-    with trio.fail_after(2):
-        assert (await api.post("/reset")).status_code == 204
-    assert await rtts(port, 1)
