@@ -34,6 +34,19 @@ from federation.pki._verify import Usage, verify_chain
 _CERT_CACHE_MAX = 1024
 _cert_cache: OrderedDict[bytes, x509.Certificate] = OrderedDict()
 
+MALFORMED_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+)
+"""What asn1crypto and cryptography raise on bytes they cannot parse or use; a verifier of
+untrusted input turns them into :class:`PkiError`."""
+
 
 def cms_sign_detached(
     data: bytes,
@@ -64,7 +77,7 @@ def load_der_cert_cached(der: bytes) -> x509.Certificate:
     if cert is None:
         try:
             cert = x509.load_der_x509_certificate(der)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise PkiError(f"malformed certificate in signature: {exc}") from None
         _cert_cache[der] = cert
         if len(_cert_cache) > _CERT_CACHE_MAX:
@@ -367,8 +380,24 @@ def cms_verify_detached(
 
     The signer must chain (through embedded certificates or ``intermediates``) to one of
     ``trusted_roots`` at ``now`` and be fit for ``usage`` (``"sign"``: nonRepudiation).
-    Exactly one signer is accepted. Raises PkiError saying what failed.
+    Exactly one signer is accepted. Raises PkiError saying what failed, also for bytes that
+    the parsers reject in ways of their own (a signer certificate whose subject does not
+    parse, an unknown X.509 version): the signature and its certificates are untrusted.
     """
+    try:
+        return _verify_detached(sig_der, data, trusted_roots, now, usage, intermediates)
+    except MALFORMED_INPUT_ERRORS as exc:
+        raise PkiError(f"malformed CMS signature: {type(exc).__name__}: {exc}") from None
+
+
+def _verify_detached(
+    sig_der: bytes,
+    data: bytes,
+    trusted_roots: Sequence[x509.Certificate],
+    now: float,
+    usage: Usage,
+    intermediates: Sequence[x509.Certificate],
+) -> x509.Certificate:
     sp = _split(sig_der)
     if sp is not None:
         signer = _verify_fast(sp, data, trusted_roots, now, usage, intermediates)

@@ -60,8 +60,23 @@ def public_key_of(cert: x509.Certificate) -> PublicKey:
 
 
 def describe(cert: x509.Certificate) -> str:
-    """A short human label: ``'CN=...,O=...' (serial 0x1a2b)``."""
-    return f"'{cert.subject.rfc4514_string()}' (serial {cert.serial_number:#x})"
+    """A short human label: ``'CN=...,O=...' (serial 0x1a2b)``; never raises (certificates
+    from untrusted bytes may have a subject that does not parse)."""
+    try:
+        serial = f"{cert.serial_number:#x}"
+    except ValueError:
+        serial = "unparsable"
+    return f"'{name_text(cert, 'subject')}' (serial {serial})"
+
+
+def name_text(cert: x509.Certificate, which: Literal["subject", "issuer"]) -> str:
+    """``cert``'s subject or issuer in RFC 4514 form, ``<unparsable subject>`` when that
+    name does not parse (cryptography parses names only when they are read)."""
+    try:
+        name = cert.subject if which == "subject" else cert.issuer
+        return name.rfc4514_string()
+    except ValueError:
+        return f"<unparsable {which}>"
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:

@@ -23,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from federation.clock import to_datetime
 from federation.errors import PkiError
-from federation.pki._keys import describe
+from federation.pki._keys import describe, name_text
 
 Usage: TypeAlias = Literal["auth", "sign", "tsa", "ocsp", "any"]
 USAGES: tuple[str, ...] = ("auth", "sign", "tsa", "ocsp", "any")
@@ -119,9 +119,9 @@ def verify_chain(
         )
         chain = tuple(verifier.verify(leaf, list(intermediates)).chain)
     except verification.VerificationError as exc:
-        roots = "; ".join(r.subject.rfc4514_string() for r in trusted_roots)
+        roots = "; ".join(name_text(r, "subject") for r in trusted_roots)
         raise PkiError(
-            f"{describe(leaf)} (issuer '{leaf.issuer.rfc4514_string()}') does not chain to a "
+            f"{describe(leaf)} (issuer '{name_text(leaf, 'issuer')}') does not chain to a "
             f"trusted root [{roots}]: {exc}"
         ) from None
     start = max(c.not_valid_before_utc.timestamp() for c in chain)

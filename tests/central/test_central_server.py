@@ -242,3 +242,51 @@ async def test_conf_clients_over_http_and_status(nursery: trio.Nursery, tmp_path
     await fi_client.update_once()
     assert fi_client.is_outdated()
     assert "cannot connect" in fi_client.status()["globalconf"]["FI"]["last_error"]
+
+
+async def test_anchor_upload_of_a_corrupted_directory_answers_400() -> None:
+    """A partner serving a directory whose signing certificate has a subject that does not
+    parse (a corrupted download): the upload is refused with 400 and a message, not 500."""
+    import base64
+
+    from federation.clock import FixedClock
+    from federation.globalconf import parse_signed_directory
+    from federation.http import Request, Response
+    from tests.globalconf.fed import WALL0, LocalNet, central, with_trusts
+
+    net, clock, defs = LocalNet(), FixedClock(WALL0), shipped()
+    ee = central(defs["EE"], net, clock)
+    fi = central(with_trusts(defs["FI"], "EE"), net, clock)
+    ctype, body = ee.current.external
+    sig = parse_signed_directory(ctype, body).signature_der
+    cert = ee.generator.external_key.cert
+    name = cert.subject.public_bytes()
+    org = b"\x0c\x11EE central server"  # UTF8String O=
+    assert org in name
+    first = sig.index(name)  # the certificate's issuer, then (self-signed) its subject
+    second = sig.index(name, first + 1)
+    bad_name = name.replace(org, org[:-1] + b"\xff")
+    bad_sig = sig[:second] + bad_name + sig[second + len(name) :]
+
+    def lines(der: bytes) -> bytes:
+        b64 = base64.b64encode(der)
+        return b"\r\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+
+    assert lines(sig) in body
+    bad_body = body.replace(lines(sig), lines(bad_sig))
+
+    async def corrupting(req: Request) -> Response:
+        resp = await ee.handle(req)
+        if req.path == "/externalconf":
+            return Response(resp.status, resp.headers, bad_body)
+        return resp
+
+    net.add("http://ee-cs.test", corrupting)
+    resp = await fi.handle_management(
+        Request("POST", "/trusted-anchors", [], ee.external_anchor().to_bytes())
+    )
+    assert resp.status == 400, resp.body
+    error = json.loads(resp.body)["error"]
+    assert error.startswith("EE: signature does not verify:")
+    assert "unparsable subject" in error
+    assert fi.trusted_anchors == ()

@@ -6,6 +6,7 @@ import pytest
 
 from federation.errors import PkiError
 from federation.pki import cms_sign_detached, cms_verify_detached
+from federation.pki._keys import describe
 
 from .conftest import Pki, openssl
 
@@ -132,3 +133,40 @@ def test_rejects_signed_data_with_wrong_content_type(pki_ec: Pki, now: float) ->
     wrong = cms.ContentInfo({"content_type": "data", "content": b"x"}).dump()
     with pytest.raises(PkiError, match="not signedData"):
         cms_verify_detached(wrong, DATA, trusted_roots=[pki_ec.ca.root.cert], now=now)
+
+
+def _corrupt_signer_subject(pki: Pki) -> bytes:
+    """A signature whose embedded signer certificate has a subject that does not parse
+    (``O`` is a UTF8String that is not UTF-8): the certificate loads (cryptography parses
+    names lazily), reading its subject raises."""
+    sig = sign(pki)
+    subject = pki.sign.cert.subject.public_bytes()
+    org = bytes.fromhex("0c03") + b"GOV"  # UTF8String "GOV"
+    assert subject in sig
+    assert org in subject
+    return sig.replace(subject, subject.replace(org, org[:-2] + b"\xffV"))
+
+
+def test_signer_with_unparsable_subject_is_a_pki_error(pki_ec: Pki, now: float) -> None:
+    from federation.pki._cms import embedded_certificates, parse_signed_data
+
+    bad = _corrupt_signer_subject(pki_ec)
+    cert = next(
+        c
+        for c in embedded_certificates(parse_signed_data(bad, "test"))
+        if c.serial_number == pki_ec.sign.cert.serial_number
+    )
+    with pytest.raises(ValueError):
+        cert.subject  # noqa: B018 - the premise: cryptography raises on reading it
+    assert describe(cert) == f"'<unparsable subject>' (serial {cert.serial_number:#x})"
+    with pytest.raises(PkiError, match="unparsable subject"):
+        cms_verify_detached(bad, DATA, trusted_roots=[pki_ec.ca.root.cert], now=now)
+
+
+def test_embedded_certificate_of_unknown_version_is_a_pki_error(pki_ec: Pki, now: float) -> None:
+    sig = sign(pki_ec)
+    version_v3 = bytes.fromhex("a003020102")
+    assert version_v3 in sig
+    bad = sig.replace(version_v3, bytes.fromhex("a00302015e"), 1)
+    with pytest.raises(PkiError, match="malformed"):
+        cms_verify_detached(bad, DATA, trusted_roots=[pki_ec.ca.root.cert], now=now)
