@@ -86,16 +86,23 @@ def describe(step: FaultStep) -> dict[str, Any]:
     }
 
 
+def _attribute(f: ToxicFault, key: str) -> int:
+    """Attribute ``key`` of ``f`` (the loader checked and completed them; no silent 0)."""
+    for name, value in f.attributes:
+        if name == key:
+            return value
+    raise FaultApplyError(f"toxic {f.type} needs attribute {key!r}")
+
+
 async def _toxic(chaos: FaultClient, link: str, f: ToxicFault) -> FaultHandle:
-    """The catalogue call for a generic ``toxic`` fault."""
-    attrs = dict(f.attributes)
+    """The catalogue call for a generic ``toxic`` fault; ``stream: both`` puts one toxic on
+    each direction (for ``limit_data``: each direction counts its own bytes)."""
     if f.type == "bandwidth":
-        return await chaos.bandwidth(link, attrs.get("rate", 0), stream=f.stream)
+        return await chaos.bandwidth(link, _attribute(f, "rate"), stream=f.stream)
     if f.type == "reset_peer":
-        return await chaos.reset(link, attrs.get("timeout", 0), stream=f.stream)
+        return await chaos.reset(link, _attribute(f, "timeout"), stream=f.stream)
     if f.type == "limit_data":
-        stream = "downstream" if f.stream == "both" else f.stream
-        return await chaos.cut_after(link, attrs.get("bytes", 0), stream=stream)
+        return await chaos.cut_after(link, _attribute(f, "bytes"), stream=f.stream)
     raise FaultApplyError(f"toxic type {f.type} is not in the fault catalogue")
 
 

@@ -51,6 +51,16 @@ _INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)?$")
 _FAULT_KINDS = ("latency", "partition", "revoke", "toxic")
 _TOXIC_TYPES = ("bandwidth", "reset_peer", "limit_data")  # latency has its own fault kind
+# Toxic type -> attribute -> (default or None when required, minimum, unit). The chaos
+# server fills a missing attribute with 0 (Toxiproxy's Go zero value), which for these
+# means "reset now", "cut at once" or "refused at run time", so only reset_peer's timeout,
+# where 0 is the natural reading ("reset when the next data passes"), has a default.
+_TOXIC_ATTRIBUTES: dict[str, dict[str, tuple[int | None, int, str]]] = {
+    "bandwidth": {"rate": (None, 1, "KB/s")},
+    "reset_peer": {"timeout": (0, 0, "ms")},
+    "limit_data": {"bytes": (None, 0, "bytes")},
+}
+_INT64_MAX = 2**63 - 1
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
@@ -624,22 +634,9 @@ def _fault(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> FaultStep:
             ctx.fail(
                 _join(fp, "type"), "unknown toxic type", "one of " + ", ".join(_TOXIC_TYPES), ttype
             )
-        attrs: list[tuple[str, int]] = []
-        am = tm.get("attributes", {})
-        if not isinstance(am, dict):
-            ctx.fail(
-                _join(fp, "attributes"), "must be a mapping", "attribute: integer pairs", _show(am)
-            )
-        for k, v in am.items():
-            attrs.append(
-                (
-                    str(k),
-                    ctx.integer(v, _join(_join(fp, "attributes"), str(k)), what="bad attribute"),
-                )
-            )
         fault = ToxicFault(
             type=ttype,
-            attributes=tuple(attrs),
+            attributes=_toxic_attributes(ctx, ttype, tm.get("attributes", {}), fp),
             link=link,
             between=between,
             stream=_stream(ctx, tm, fp),
@@ -684,6 +681,29 @@ def _fault(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> FaultStep:
                 ctx.fail(_join(fp, "instance"), f"{of} belongs to {inst}", inst, given)
         fault = RevokeFault(instance=inst, cert=str(cert), of=of)
     return FaultStep(name=name, fault=fault, **base)
+
+
+def _toxic_attributes(ctx: _Ctx, ttype: str, value: object, fp: str) -> tuple[tuple[str, int], ...]:
+    """The attributes of a ``toxic`` fault, checked against its type: known names only,
+    whole numbers in range, required ones present; defaults filled in."""
+    spec = _TOXIC_ATTRIBUTES[ttype]
+    ap = _join(fp, "attributes")
+    required = tuple(k for k, (default, _, _) in spec.items() if default is None)
+    am = ctx.mapping(value, ap, required=required, allowed=tuple(spec))
+    out: list[tuple[str, int]] = []
+    for key, (default, minimum, unit) in spec.items():
+        if key not in am:
+            assert default is not None
+            out.append((key, default))
+            continue
+        kp = _join(ap, key)
+        number = ctx.integer(
+            am[key], kp, minimum=minimum, what=f"{ttype} {key} must be a whole number of {unit}"
+        )
+        if number > _INT64_MAX:
+            ctx.fail(kp, f"{ttype} {key} is too large", f"an integer <= {_INT64_MAX}", number)
+        out.append((key, number))
+    return tuple(out)
 
 
 def _filter(ctx: _Ctx, m: dict[str, Any], path: str) -> Filter:

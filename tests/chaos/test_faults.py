@@ -120,3 +120,37 @@ async def test_reset_server(faults: FaultClient, echo_port: int) -> None:
     await faults.reset_server()
     assert handle.healed
     assert (await faults.proxies())["a--b"]["enabled"] is True
+
+
+async def test_scenario_toxic_faults_apply_what_the_file_says(
+    faults: FaultClient, echo_port: int
+) -> None:
+    """A scenario's ``toxic`` step reaches the server with its checked attributes, in the
+    streams it names (``limit_data`` with ``stream: both`` used to become downstream only)."""
+    from federation.scenario import parse_scenario
+    from federation.scenario._faults import _toxic
+    from federation.scenario._model import FaultStep, ToxicFault
+
+    await faults.ensure_proxy("a--b", "127.0.0.1:0", f"127.0.0.1:{echo_port}")
+    text = """\
+name: toxics
+instances: [ee.yaml]
+steps:
+  - fault: {toxic: {link: a--b, type: limit_data, attributes: {bytes: 10}}}
+  - fault: {toxic: {link: a--b, type: limit_data, attributes: {bytes: 20}, stream: upstream}}
+  - fault: {toxic: {link: a--b, type: reset_peer, stream: downstream}}
+  - fault: {toxic: {link: a--b, type: bandwidth, attributes: {rate: 7}, stream: upstream}}
+"""
+    scenario = parse_scenario(text, file="t.yaml", check_files=False)
+    for step in scenario.steps:
+        assert isinstance(step, FaultStep)
+        assert isinstance(step.fault, ToxicFault)
+        await _toxic(faults, "a--b", step.fault)
+    toxics = (await faults.proxies())["a--b"]["toxics"]
+    assert sorted((t["type"], t["stream"], sorted(t["attributes"].items())) for t in toxics) == [
+        ("bandwidth", "upstream", [("rate", 7)]),
+        ("limit_data", "downstream", [("bytes", 10)]),
+        ("limit_data", "upstream", [("bytes", 10)]),
+        ("limit_data", "upstream", [("bytes", 20)]),
+        ("reset_peer", "downstream", [("timeout", 0)]),
+    ]

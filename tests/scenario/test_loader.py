@@ -15,6 +15,7 @@ from federation.scenario._model import (
     PartitionFault,
     RequestStep,
     RevokeFault,
+    ToxicFault,
     WaitStep,
     WaitUntilStep,
 )
@@ -206,3 +207,81 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_scenario(tmp_path / "missing.yaml")
     with pytest.raises(ScenarioError, match="must be a mapping"):
         parse_scenario("- a\n- b\n", file="x.yaml")
+
+
+TOXIC = """\
+name: toxic attributes
+instances: [ee.yaml]
+steps:
+  - fault: {toxic: {link: EE.ss1--FI.ss1, type: TYPE, attributes: ATTRSEXTRA}}
+"""
+
+
+def toxic_fault(ttype: str, attrs: str, extra: str = "") -> ToxicFault:
+    text = TOXIC.replace("TYPE", ttype).replace("ATTRS", attrs).replace("EXTRA", extra)
+    step = parse_scenario(text, file="t.yaml", check_files=False).steps[0]
+    assert isinstance(step, FaultStep)
+    assert isinstance(step.fault, ToxicFault)
+    return step.fault
+
+
+def toxic_error(ttype: str, attrs: str) -> ScenarioError:
+    text = TOXIC.replace("TYPE", ttype).replace("ATTRS", attrs).replace("EXTRA", "")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, file="t.yaml", check_files=False)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("t.yaml:4: ")
+    return info.value
+
+
+def test_toxic_attributes_are_checked_per_type() -> None:
+    assert toxic_fault("bandwidth", "{rate: 100}").attributes == (("rate", 100),)
+    assert toxic_fault("limit_data", "{bytes: 0}").attributes == (("bytes", 0),)
+    assert toxic_fault("reset_peer", "{timeout: 50}").attributes == (("timeout", 50),)
+    # reset_peer's timeout is the only optional one: 0 = reset when the next data passes.
+    assert toxic_fault("reset_peer", "{}").attributes == (("timeout", 0),)
+
+
+@pytest.mark.parametrize(
+    ("ttype", "attrs", "path", "fragment"),
+    [
+        ("bandwidth", "{rat: 100}", "attributes.rat", "unknown key 'rat' (did you mean 'rate'?)"),
+        ("reset_peer", "{timout: 500}", "attributes.timout", "did you mean 'timeout'?"),
+        ("limit_data", "{byte: 10}", "attributes.byte", "did you mean 'bytes'?"),
+        ("bandwidth", "{timeout: 5}", "attributes.timeout", "expected one of rate"),
+        ("bandwidth", "{}", "attributes", "missing key 'rate'"),
+        ("limit_data", "{}", "attributes", "missing key 'bytes'"),
+        ("bandwidth", "{rate: 0}", "attributes.rate", "expected an integer >= 1, found 0"),
+        ("bandwidth", "{rate: '100'}", "attributes.rate", "whole number of KB/s"),
+        ("bandwidth", "{rate: 1.5}", "attributes.rate", "found 1.5"),
+        ("reset_peer", "{timeout: -1}", "attributes.timeout", "expected an integer >= 0"),
+        ("reset_peer", "{timeout: true}", "attributes.timeout", "whole number of ms"),
+        ("limit_data", "{bytes: 1e3}", "attributes.bytes", "whole number of bytes"),
+        ("limit_data", "{bytes: 9223372036854775808}", "attributes.bytes", "too large"),
+        ("limit_data", "[1]", "attributes", "must be a mapping"),
+    ],
+)
+def test_bad_toxic_attributes(ttype: str, attrs: str, path: str, fragment: str) -> None:
+    err = toxic_error(ttype, attrs)
+    assert err.path == f"steps[0].fault.toxic.{path}", str(err)
+    assert fragment in str(err)
+
+
+def test_toxic_without_attributes_needs_the_required_ones() -> None:
+    text = TOXIC.replace("TYPE", "bandwidth").replace(", attributes: ATTRSEXTRA", "")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, file="t.yaml", check_files=False)
+    assert info.value.path == "steps[0].fault.toxic.attributes"
+    assert "missing key 'rate'" in str(info.value)
+    text = TOXIC.replace("TYPE", "reset_peer").replace(", attributes: ATTRSEXTRA", "")
+    step = parse_scenario(text, file="t.yaml", check_files=False).steps[0]
+    assert isinstance(step, FaultStep)
+    assert step.fault == ToxicFault(
+        type="reset_peer", attributes=(("timeout", 0),), link="EE.ss1--FI.ss1"
+    )
+
+
+def test_limit_data_stream_is_kept() -> None:
+    # stream: both (the default) means both directions, as for every other toxic.
+    assert toxic_fault("limit_data", "{bytes: 10}").stream == "both"
+    assert toxic_fault("limit_data", "{bytes: 10}", ", stream: upstream").stream == "upstream"
