@@ -47,14 +47,20 @@ from federation.evidence._checks import (
     parse_signature,
     signer_member,
 )
-from federation.evidence._run import LogRef, RunInfo, load_run, read_certs
+from federation.evidence._run import (
+    LOG_DAMAGED,
+    LogRef,
+    RunInfo,
+    load_run,
+    read_certs,
+    unreadable,
+)
 from federation.identifiers import ClientId, ServiceId
 from federation.securityserver._envelope import signed_data
 from federation.securityserver._messagelog import (
     GENESIS,
     LogRecord,
     MessageLog,
-    MessageLogError,
     TimestampRecord,
     chain_step,
 )
@@ -160,8 +166,8 @@ def _audit_log(ref: LogRef, trust: dict[str, _Trust], recs: list[_Rec]) -> dict[
     info: dict[str, Any] = {"path": str(ref.path), "instance": ref.instance}
     try:
         log = _open(ref)
-    except MessageLogError as exc:
-        info.update(error=str(exc), records=0)
+    except LOG_DAMAGED as exc:  # a damaged file: not SQLite, truncated
+        info.update(error=unreadable(ref, exc), records=0)
         return info
     if log is None:
         info.update(missing=True, records=0)
@@ -218,8 +224,9 @@ def _audit_log(ref: LogRef, trust: dict[str, _Trust], recs: list[_Rec]) -> dict[
                     if ts is not None:
                         stamps[ts.id] = ts
                 prev = rec
-        except MessageLogError as exc:
-            info["error"] = str(exc)
+        except LOG_DAMAGED as exc:
+            # the records read so far are still audited; the log itself fails the audit
+            info["error"] = unreadable(ref, exc)
     _check_stamps(ref, trust, mine, chains, stamps, stamped_up_to)
     recs.extend(mine.values())
     info.update(
@@ -350,8 +357,10 @@ def audit_run(run_dir: str | Path, *, max_problems: int = MAX_PROBLEMS) -> dict[
     both sides: the exchanges that succeeded), ``unanswered_exchanges`` and
     ``incomplete_exchanges`` (ids that failed in transit), ``timestamps``, ``not_clean``
     (sorted ids with a failed or orphaned record), ``problems`` (up to ``max_problems``
-    records with reasons) and ``logs`` (per security server: path, records, timestamps,
-    missing id ranges).
+    records with reasons), ``logs`` (per security server: path, records, timestamps,
+    missing id ranges, ``error`` when the file cannot be read to its end) and
+    ``damaged_logs`` (the servers whose log has an ``error``: the audit fails; the records
+    read before the error are still audited).
     """
     run = load_run(run_dir)
     trust = _run_trust(run)
@@ -408,6 +417,7 @@ def audit_run(run_dir: str | Path, *, max_problems: int = MAX_PROBLEMS) -> dict[
         "problems": problems[:max_problems],
         "problems_truncated": len(problems) > max_problems,
         "logs": logs,
+        "damaged_logs": sorted(server for server, info in logs.items() if info.get("error")),
     }
 
 
@@ -429,7 +439,7 @@ def audit_text(result: dict[str, Any]) -> str:
     for server, info in result["logs"].items():
         extra = " (no log yet)" if info.get("missing") else ""
         if info.get("error"):
-            extra = f" (error: {info['error']})"
+            extra = f" (DAMAGED: {info['error']})"
         gaps = info.get("missing_ids") or []
         if gaps:
             extra += " missing ids " + ", ".join(f"{a}..{b}" for a, b in gaps)

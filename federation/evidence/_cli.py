@@ -10,7 +10,8 @@ Arguments (attribute names on the Namespace):
 
 User mistakes raise ConfigError/FederationError (the CLI prints one line, no traceback).
 Exit codes: verify 0 all OK, 1 a check failed, 3 nothing failed but a message awaits its
-time-stamp; audit 0 when nothing failed or is orphaned, 1 otherwise.
+time-stamp; audit 0 when nothing failed or is orphaned and every log reads to its end, 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from federation.evidence._verify import report_json, report_text, verify_contain
 
 def cmd_export(args: argparse.Namespace) -> int:
     data, meta = export_exchange(args.run_dir, args.id, side=getattr(args, "side", None))
+    for text in meta.get("damaged_logs", ()):
+        print(f"xfed: warning: skipped a damaged log: {text}", file=sys.stderr)
     out = getattr(args, "output", None)
     if out is not None and str(out) == "-":
         sys.stdout.buffer.write(data)
@@ -76,7 +79,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     result = audit_run(args.run_dir)
     print(audit_json(result) if getattr(args, "json", False) else audit_text(result))
-    return 1 if result["failed"] or result["orphaned"] else 0
+    bad = result["failed"] or result["orphaned"] or result["damaged_logs"]
+    for server in result["damaged_logs"]:
+        print(f"xfed: error: {result['logs'][server]['error']}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -10,9 +10,16 @@ from typing import Any
 from federation.errors import ConfigError, FederationError
 from federation.evidence._checks import CheckFailed, parse_signature
 from federation.evidence._container import Evidence, HashChain, Message, chain_pem, pack
-from federation.evidence._run import LogRef, RunInfo, conf_copies, load_run
+from federation.evidence._run import (
+    LOG_DAMAGED,
+    LogRef,
+    RunInfo,
+    conf_copies,
+    load_run,
+    unreadable,
+)
 from federation.securityserver._envelope import signed_data
-from federation.securityserver._messagelog import LogRecord, MessageLog, MessageLogError
+from federation.securityserver._messagelog import LogRecord, MessageLog
 
 SIDES = ("client", "provider")
 
@@ -20,10 +27,7 @@ SIDES = ("client", "provider")
 def _open(ref: LogRef) -> MessageLog | None:
     if not ref.path.exists():
         return None
-    try:
-        return MessageLog.open_readonly(ref.path)
-    except MessageLogError:
-        return None
+    return MessageLog.open_readonly(ref.path)
 
 
 def _chain_pem(signature: bytes) -> bytes:
@@ -88,12 +92,16 @@ def _ocsp_elsewhere(
     for ref in run.logs:
         if ref.path == skip:
             continue
-        log = _open(ref)
-        if log is None:
-            continue
-        with log:
-            for rec in log.find(xroad_id):
-                out.setdefault((rec.kind, rec.signature), []).extend(rec.ocsp_responses)
+        try:
+            log = _open(ref)
+            if log is None:
+                continue
+            with log:
+                recs = log.find(xroad_id)
+        except LOG_DAMAGED:
+            continue  # a damaged log (already reported by the search) adds nothing
+        for rec in recs:
+            out.setdefault((rec.kind, rec.signature), []).extend(rec.ocsp_responses)
     return out
 
 
@@ -101,26 +109,38 @@ def export_exchange(
     run_dir: str | Path, xroad_id: str, *, side: str | None = None, now: float | None = None
 ) -> tuple[bytes, dict[str, Any]]:
     """The container bytes for ``xroad_id`` from the log of ``side`` (default: the client
-    side when it has the exchange, else the provider side) and its manifest metadata."""
+    side when it has the exchange, else the provider side) and its manifest metadata.
+
+    A damaged log (not SQLite, truncated) is skipped when the exchange is found in another
+    one (``damaged_logs`` in the metadata returned, not in the container); when the
+    exchange is found nowhere else, the error names the damaged logs."""
     if side is not None and side not in SIDES:
         raise ConfigError(f"--side must be client or provider, not {side!r}")
     run = load_run(run_dir)
     found: list[tuple[LogRef, str, list[LogRecord]]] = []
+    damaged: list[str] = []
     searched = 0
     for ref in run.logs:
-        log = _open(ref)
-        if log is None:
+        try:
+            log = _open(ref)
+            if log is None:
+                continue
+            with log:
+                recs = log.find(xroad_id)
+        except LOG_DAMAGED as exc:
+            damaged.append(unreadable(ref, exc))
             continue
         searched += 1
-        with log:
-            try:
-                recs = log.find(xroad_id)
-            except MessageLogError as exc:
-                raise FederationError(f"cannot read {ref.path}: {exc}") from None
         for s in SIDES:
             mine = [r for r in recs if r.side == s]
             if mine:
                 found.append((ref, s, mine))
+    also = f"; {'; '.join(damaged)}" if damaged else ""
+    if not found and damaged:
+        raise FederationError(
+            f"X-Road-Id {xroad_id!r} is in none of the {searched} readable message log(s) of "
+            f"the run {run.run_dir}{also}"
+        )
     if not found:
         raise ConfigError(
             f"X-Road-Id {xroad_id!r} is in none of the {searched} message log(s) of the run",
@@ -129,20 +149,23 @@ def export_exchange(
     wanted = [f for f in found if side is None or f[1] == side]
     if not wanted:
         have = ", ".join(sorted({f"{f[1]} ({f[0].server})" for f in found}))
-        raise ConfigError(f"X-Road-Id {xroad_id!r} has no {side} record; found: {have}")
+        raise ConfigError(f"X-Road-Id {xroad_id!r} has no {side} record; found: {have}{also}")
     wanted.sort(key=lambda f: SIDES.index(f[1]))
     ref, chosen_side, recs = wanted[0]
     by_kind: dict[str, LogRecord] = {}
     for rec in recs:
         by_kind.setdefault(rec.kind, rec)  # the first of each kind
     elsewhere = _ocsp_elsewhere(run, xroad_id, ref.path)
-    log = _open(ref)
-    assert log is not None
-    with log:
-        messages = {
-            kind: _message(log, rec, elsewhere.get((kind, rec.signature), []))
-            for kind, rec in by_kind.items()
-        }
+    try:
+        log = _open(ref)
+        assert log is not None
+        with log:
+            messages = {
+                kind: _message(log, rec, elsewhere.get((kind, rec.signature), []))
+                for kind, rec in by_kind.items()
+            }
+    except LOG_DAMAGED as exc:
+        raise FederationError(unreadable(ref, exc)) from None
     instances = {ref.instance}
     for rec in by_kind.values():
         for text in (rec.client_id, rec.service_id):
@@ -161,7 +184,10 @@ def export_exchange(
         messages=messages,
         conf_files=conf_copies(run, instances),
     )
-    return pack(ev), {"xroad_id": xroad_id, "side": chosen_side, **meta}
+    info = {"xroad_id": xroad_id, "side": chosen_side, **meta}
+    if damaged:
+        info["damaged_logs"] = damaged
+    return pack(ev), info
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -4,12 +4,17 @@ copies (read-only; safe while the run is live)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from federation.errors import ConfigError
 from federation.pki import load_certs_pem
+from federation.securityserver._messagelog import MessageLogError
+
+LOG_DAMAGED = (MessageLogError, sqlite3.Error)
+"""What opening or reading a damaged message log raises (not SQLite, truncated, ...)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +73,12 @@ def load_run(run_dir: str | Path) -> RunInfo:
                 )
             )
     return RunInfo(run_dir=rd, manifest=manifest, logs=tuple(logs))
+
+
+def unreadable(ref: LogRef, exc: Exception) -> str:
+    """One line naming the damaged log of ``ref`` and what is wrong with it."""
+    text = str(exc)
+    return text if str(ref.path) in text else f"cannot read the message log {ref.path}: {text}"
 
 
 def _resolve(run_dir: Path, p: str) -> Path:

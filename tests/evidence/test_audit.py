@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 
-from federation.evidence import audit_run
+import pytest
+
+from federation.evidence import audit_run, cmd_audit
+from federation.evidence._audit import audit_text
+from federation.securityserver._messagelog import LogRecord, MessageLog, MessageLogError
 from tests.evidence.fakerun import EE_CLIENT, EE_SERVICE, FI_CLIENT, FI_SERVICE, FakeRun
 
 KEYS = {
@@ -232,3 +239,63 @@ def test_missing_log_file_is_empty(run: FakeRun) -> None:
     result = audit_run(run.run_dir)
     assert result["records"] == 0
     assert result["logs"]["FI/GOV/0245437-2/fi-ss1"]["missing"] is True
+
+
+def damage(path: Path, how: str) -> None:
+    """A log file that is not SQLite at all, or a SQLite file cut in half."""
+    if how == "garbage":
+        path.write_bytes(b"this is not a message log\n" * 200)
+    else:
+        size = path.stat().st_size
+        with path.open("r+b") as f:
+            f.truncate(size // 2)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_damaged_log_fails_the_audit(
+    run: FakeRun, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok = run.exchange(EE_CLIENT, EE_SERVICE)  # intra-EE: all four records in the EE log
+    for _ in range(5):
+        run.exchange(FI_CLIENT, FI_SERVICE)
+    run.stamp()
+    fi = run.kits["FI"].log
+    fi.close()  # checkpoints the WAL into the file
+    damage(fi.path, how)
+    result = audit_run(run.run_dir)  # no traceback
+    server = "FI/GOV/0245437-2/fi-ss1"
+    assert result["damaged_logs"] == [server]
+    assert str(fi.path) in result["logs"][server]["error"]
+    assert result["complete_ids"] == [ok]  # the healthy log is still audited
+    assert f"records (DAMAGED: cannot read the message log {fi.path}: " in audit_text(result)
+    assert cmd_audit(argparse.Namespace(run_dir=run.run_dir, json=False)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert str(fi.path) in err
+
+
+@pytest.mark.parametrize("error", [sqlite3.DatabaseError, MessageLogError])
+def test_log_damaged_partway_fails_the_audit(
+    run: FakeRun, error: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that fails after some records: those are audited, the audit still fails
+    (they alone look like an exchange that failed in transit, which is not a failure)."""
+    run.exchange(FI_CLIENT, FI_SERVICE)  # not stamped: a stamp would fail the record
+    fi_path = run.kits["FI"].log.path
+    records = MessageLog.records
+
+    def failing(self: MessageLog, start: int = 1, batch: int = 500) -> Iterator[LogRecord]:
+        for rec in records(self, start, batch):
+            yield rec
+            if self.path == fi_path:
+                raise error("database disk image is malformed")
+
+    monkeypatch.setattr(MessageLog, "records", failing)
+    result = audit_run(run.run_dir)
+    server = "FI/GOV/0245437-2/fi-ss1"
+    assert result["logs"][server]["records"] == 1
+    assert result["failed"] == result["orphaned"] == 0
+    assert result["unanswered"] == 1
+    assert result["damaged_logs"] == [server]
+    assert "database disk image is malformed" in result["logs"][server]["error"]
+    assert cmd_audit(argparse.Namespace(run_dir=run.run_dir, json=True)) == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.errors import ConfigError
+from federation.errors import ConfigError, FederationError
 from federation.evidence import add_parsers, cmd_audit, cmd_export, cmd_verify
 from tests.evidence.fakerun import EE_CLIENT, EE_SERVICE, FI_CLIENT, FI_SERVICE, FakeRun
 
@@ -187,3 +187,28 @@ def test_openssl_commands(run: FakeRun, tmp_path: Path, side: str) -> None:
         )
         assert r.returncode != 0
         assert body
+
+
+def test_export_skips_a_damaged_log(
+    run: FakeRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The other side's log is not SQLite: the healthy side still exports, and asking for
+    the damaged side is a one-line error naming the file."""
+    xid = run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    fi = run.kits["FI"].log
+    fi.close()
+    fi.path.write_bytes(b"this is not a message log\n" * 200)
+    out = tmp_path / "ev.zip"
+    args = parse("export", "--run-dir", str(run.run_dir), "--id", xid, "-o", str(out))
+    assert cmd_export(args) == 0
+    captured = capsys.readouterr()
+    assert "client side" in captured.out
+    assert f"skipped a damaged log: cannot read the message log {fi.path}: " in captured.err
+    assert zipfile.is_zipfile(out)
+    with pytest.raises(ConfigError, match=f"no provider record.*{fi.path}"):
+        cmd_export(
+            parse("export", "--run-dir", str(run.run_dir), "--id", xid, "--side", "provider")
+        )
+    with pytest.raises(FederationError, match=f"none of the 1 readable.*{fi.path}"):
+        cmd_export(parse("export", "--run-dir", str(run.run_dir), "--id", "EE-unknown"))
