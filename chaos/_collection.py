@@ -52,7 +52,7 @@ async def _resolve(address: str) -> _Endpoint | None:
         return _Endpoint("*", port)
     try:
         infos = await trio.socket.getaddrinfo(host, port, type=stdsocket.SOCK_STREAM)
-    except OSError:
+    except (OSError, UnicodeError):  # does not resolve / not a valid host name (IDNA)
         return None
     infos.sort(key=lambda info: info[0] != stdsocket.AF_INET)
     return _Endpoint(str(infos[0][4][0]), port)

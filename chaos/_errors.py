@@ -29,10 +29,15 @@ class ApiError(ChaosError):
 
 
 class ProxyStartError(ChaosError):
-    """Raised when a proxy cannot start listening (bad address, port taken, resolve error)."""
+    """Raised when a proxy cannot start listening (bad address, port taken, resolve error).
 
-    def __init__(self, listen: str, reason: str) -> None:
-        super().__init__(f"listen tcp {listen}: {reason}")
+    The text is Go's: ``listen tcp 127.0.0.1:3310: bind: address already in use`` when the
+    bind fails, ``listen tcp: lookup x: no such host`` (no address: there is none yet) when
+    ``listen`` is malformed or does not resolve (``bound=False``).
+    """
+
+    def __init__(self, listen: str, reason: str, *, bound: bool = True) -> None:
+        super().__init__(f"listen tcp {listen}: {reason}" if bound else f"listen tcp: {reason}")
         self.listen = listen
         self.reason = reason
 

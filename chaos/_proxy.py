@@ -108,6 +108,17 @@ async def reserve_port(
     return sock
 
 
+def _lookup_error(host: str, exc: Exception) -> str:
+    """Go's text for a failed name lookup of ``host``."""
+    not_found = {getattr(stdsocket, n, None) for n in ("EAI_NONAME", "EAI_NODATA")} - {None}
+    if isinstance(exc, UnicodeError) or (
+        isinstance(exc, stdsocket.gaierror) and exc.errno in not_found
+    ):
+        return f"lookup {host}: no such host"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"lookup {host}: {reason}"
+
+
 async def bind_listener(listen: str) -> tuple[trio.socket.SocketType, str]:
     """Bind and listen on ``listen``; returns the socket and the bound address as text.
 
@@ -119,7 +130,7 @@ async def bind_listener(listen: str) -> tuple[trio.socket.SocketType, str]:
     try:
         host, port = ("", 0) if listen == "" else split_host_port(listen)
     except ValueError as exc:
-        raise ProxyStartError(listen, str(exc)) from None
+        raise ProxyStartError(listen, str(exc), bound=False) from None
     candidates: list[tuple[int, tuple[str, int]]] = []
     if host in ("", "::"):
         candidates = [(stdsocket.AF_INET6, ("::", port)), (stdsocket.AF_INET, ("0.0.0.0", port))]
@@ -128,8 +139,10 @@ async def bind_listener(listen: str) -> tuple[trio.socket.SocketType, str]:
             infos = await trio.socket.getaddrinfo(
                 host, port, type=stdsocket.SOCK_STREAM, flags=stdsocket.AI_PASSIVE
             )
-        except stdsocket.gaierror as exc:
-            raise ProxyStartError(listen, f"lookup {host}: {exc.strerror}") from None
+        except (OSError, UnicodeError) as exc:
+            # gaierror: the name does not resolve; UnicodeError: it is no valid host name
+            # (IDNA: an empty or 64+ character label, a NUL...). Go says "no such host".
+            raise ProxyStartError(listen, _lookup_error(host, exc), bound=False) from None
         infos.sort(key=lambda info: info[0] != stdsocket.AF_INET)  # Go prefers IPv4
         candidates = [(int(info[0]), (str(info[4][0]), int(info[4][1]))) for info in infos[:1]]
     error: OSError | None = None

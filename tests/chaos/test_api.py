@@ -296,3 +296,51 @@ async def test_disabled_proxy_keeps_its_port(api: httpx.AsyncClient) -> None:
     free.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_REUSEADDR, 1)
     free.bind((host, int(port)))
     free.close()
+
+
+LONG_LABEL = "a" * 64  # over DNS's 63-byte label limit: Python's IDNA codec refuses it
+
+
+@pytest.mark.parametrize("host", [LONG_LABEL, "é\u0000", "a..b"])
+async def test_invalid_listen_host_is_500_no_such_host(api: httpx.AsyncClient, host: str) -> None:
+    """A listen host that is no valid name is Go's lookup error (500), not an internal error.
+
+    (No DNS query is made: the name is refused while being encoded.)"""
+    r = await api.post("/proxies", json={"name": "x", "listen": f"{host}:0", "upstream": "h:1"})
+    assert error_of(r) == (500, f"listen tcp: lookup {host}: no such host")
+    assert "x" not in (await api.get("/proxies")).json()
+    await make_proxy(api, "d")
+    r = await api.post("/proxies/d", json={"listen": f"{host}:5"})
+    assert error_of(r) == (500, f"listen tcp: lookup {host}: no such host")
+    r = await api.post("/populate", json=[{"name": "y", "listen": f"{host}:0", "upstream": "h:1"}])
+    assert (r.status_code, r.json()["error"]) == (500, f"listen tcp: lookup {host}: no such host")
+    # The server is still serving, and the proxy comes back on a good address.
+    r = await api.post("/proxies/d", json={"listen": "127.0.0.1:0", "enabled": True})
+    assert r.status_code == 200
+    assert r.json()["enabled"] is True
+
+
+async def test_malformed_listen_is_500_with_gos_text(api: httpx.AsyncClient) -> None:
+    r = await api.post("/proxies", json={"name": "x", "listen": "nocolon", "upstream": "h:1"})
+    assert error_of(r) == (500, "listen tcp: address nocolon: missing port in address")
+
+
+@pytest.mark.parametrize("host", [LONG_LABEL, "é\u0000"])
+async def test_invalid_upstream_host_is_stored_and_dial_closes_client(
+    api: httpx.AsyncClient, host: str
+) -> None:
+    """Like Toxiproxy, upstream is stored as sent (never resolved on create or update); a
+    connection whose dial cannot resolve it is accepted, then closed."""
+    created = await make_proxy(api, "u", upstream=f"{host}:80")
+    assert created["upstream"] == f"{host}:80"
+    r = await api.post("/proxies/u", json={"upstream": f"{host}:81"})
+    assert (r.status_code, r.json()["upstream"]) == (200, f"{host}:81")
+    port = int(created["listen"].rsplit(":", 1)[1])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    with trio.fail_after(5):
+        try:
+            assert await stream.receive_some(10) == b""
+        except trio.BrokenResourceError:
+            pass
+    await stream.aclose()
+    assert (await api.get("/proxies/u")).status_code == 200
