@@ -340,6 +340,7 @@ def _scenario(ctx: _Ctx, data: object, fpath: Path, check_files: bool) -> Scenar
     if not isinstance(checks_raw, list):
         ctx.fail("checks", "must be a list", "a list of check names", _show(checks_raw))
     checks = [_check(ctx, c, i) for i, c in enumerate(checks_raw)]
+    _check_unique(ctx, checks)
     return Scenario(
         name=name,
         description=description.strip(),
@@ -851,6 +852,20 @@ def _check_fault_names(ctx: _Ctx, steps: list[Step]) -> None:
                         f"all or a fault name ({known})",
                         n,
                     )
+
+
+def _check_unique(ctx: _Ctx, checks: list[CheckSpec]) -> None:
+    """Each check at most once (a run checks each once; a second entry would be reported
+    as never run)."""
+    first: dict[str, str] = {}
+    for c in checks:
+        if c.name in first:
+            ctx.fail(
+                c.path,
+                f"check {c.name!r} listed twice (first at {first[c.name]})",
+                "each check once, its parameters in one entry",
+            )
+        first[c.name] = c.path
 
 
 def _check(ctx: _Ctx, value: object, i: int) -> CheckSpec:

@@ -285,3 +285,21 @@ def test_limit_data_stream_is_kept() -> None:
     # stream: both (the default) means both directions, as for every other toxic.
     assert toxic_fault("limit_data", "{bytes: 10}").stream == "both"
     assert toxic_fault("limit_data", "{bytes: 10}", ", stream: upstream").stream == "upstream"
+
+
+@pytest.mark.parametrize(
+    ("checks", "path"),
+    [
+        ("[steady_state, steady_state]", "checks[1]"),
+        ("[no_lost_messages, {steady_state: {window: 20s}}, steady_state]", "checks[2]"),
+    ],
+)
+def test_duplicate_check_is_a_load_error(tmp_path: Path, checks: str, path: str) -> None:
+    old = "checks: [no_lost_messages, {steady_state: {window: 20s}}, no_central_broker]"
+    err = error_of(tmp_path, old, f"checks: {checks}")
+    text = str(err)
+    assert err.path == path
+    assert "check 'steady_state' listed twice (first at checks[" in text
+    assert "expected each check once" in text
+    assert text.startswith(f"{tmp_path / 's.yaml'}:")
+    assert "\n" not in text
