@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 
 import pytest
 
@@ -69,6 +70,26 @@ def test_latency_jitter_is_seeded_within_bounds_and_ordered() -> None:
     assert min(delays) >= 0.030 - 1e-9
     # A later chunk may wait for an earlier one (order kept), so only bound the earliest.
     assert max(delays) < 0.070 + 0.020
+
+
+def test_latency_jitter_spreads_uniformly_over_both_sides() -> None:
+    """Toxiproxy draws ``latency + rand.Int63n(2*jitter) - jitter`` ms: uniform over the
+    integers in [latency-jitter, latency+jitter). Chunks 1 s apart never wait for each
+    other, so each release time is read time + exactly the drawn delay."""
+    latency, jitter, count = 50, 20, 4000
+    link = LinkCore([make_spec("latency", latency=latency, jitter=jitter)], rng("spread"), 0.0)
+    for i in range(count):
+        link.feed(b"x", float(i))
+    times = [t for t, a in run_until(link, count + 1.0) if isinstance(a, Send)]
+    assert len(times) == count
+    delays_ms = [(t - i) * 1000 for i, t in enumerate(times)]
+    assert all(abs(d - round(d)) < 1e-6 for d in delays_ms)  # whole milliseconds
+    seen = {round(d) for d in delays_ms}
+    # Both sides reached, and every value in between (4000 draws over 40 values).
+    assert seen == set(range(latency - jitter, latency + jitter))
+    assert statistics.mean(delays_ms) == pytest.approx(latency - 0.5, abs=1.0)
+    below = sum(d < latency for d in delays_ms)
+    assert 0.45 < below / count < 0.55  # not one-sided
 
 
 def test_stacked_latencies_add() -> None:

@@ -78,7 +78,9 @@ async def test_latency_matches_within_2ms(
     assert statistics.median(added) <= latency + jitter + 2.0
     assert added[int(len(added) * 0.9)] <= latency + jitter + 10.0
     if jitter:
-        assert added[-1] - added[0] > 1.0  # jitter really varies the delay
+        # Jitter really varies the delay. Real time cannot show its distribution without
+        # flaking; test_core's test_latency_jitter_spreads_uniformly_over_both_sides does.
+        assert added[-1] - added[0] > 1.0
 
 
 async def test_timeout_drops_then_closes(api: httpx.AsyncClient, echo_port: int) -> None:
