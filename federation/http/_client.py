@@ -16,6 +16,7 @@ import h11
 import trio
 
 from federation.errors import TransportError
+from federation.http._server import header_bytes
 
 MAX_RECV = 65536
 
@@ -141,16 +142,20 @@ class HttpClient:
         timeout_s: float | None,
     ) -> tuple[HttpClientResponse, bool]:
         hdrs = [
-            (k, v)
+            (header_bytes(k), header_bytes(v))
             for k, v in headers
             if k.lower() not in ("content-length", "host", "transfer-encoding", "connection")
         ]
-        hdrs.insert(0, ("Host", f"{host}:{port}"))
-        hdrs.append(("Content-Length", str(len(body))))
+        hdrs.insert(0, (b"Host", f"{host}:{port}".encode()))
+        hdrs.append((b"Content-Length", str(len(body)).encode()))
+        try:
+            start = h11.Request(method=method, target=target, headers=hdrs)
+        except h11.LocalProtocolError as exc:
+            raise TransportError(f"request to {host}:{port} cannot be sent: {exc}") from exc
         got_any = False
         try:
             with trio.fail_after(timeout_s or self.read_timeout_s):
-                data = c.conn.send(h11.Request(method=method, target=target, headers=hdrs))
+                data = c.conn.send(start)
                 if body:
                     data += c.conn.send(h11.Data(data=body))
                 data += c.conn.send(h11.EndOfMessage())

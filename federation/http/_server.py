@@ -24,6 +24,21 @@ logger = logging.getLogger(__name__)
 MAX_RECV = 65536
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 IDLE_TIMEOUT_S = 120.0
+HANDSHAKE_TIMEOUT_S = 30.0
+"""A peer that opens a TLS connection and never finishes the handshake is dropped."""
+
+
+def header_bytes(value: str) -> bytes:
+    """A header name or value as it goes on the wire.
+
+    Header values are read as ISO-8859-1 (one character per octet, so any octet a peer
+    sent comes back unchanged); characters beyond ISO-8859-1 (a value built from text, e.g.
+    a UTF-8 header part) go out as UTF-8. h11 would encode a ``str`` as ASCII and raise.
+    """
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,21 +100,38 @@ def text_response(
     return Response(status, [("Content-Type", content_type)], text.encode())
 
 
-async def _send_response(
-    stream: trio.abc.Stream, conn: h11.Connection, resp: Response, *, keep: bool
-) -> None:
+def _response_event(resp: Response, *, keep: bool) -> h11.Response:
     headers = [
-        (k, v)
+        (header_bytes(k), header_bytes(v))
         for k, v in resp.headers
         if k.lower() not in ("content-length", "connection", "transfer-encoding")
     ]
-    headers.append(("Content-Length", str(len(resp.body))))
+    headers.append((b"Content-Length", str(len(resp.body)).encode()))
     if not keep:
-        headers.append(("Connection", "close"))
-    data = conn.send(
-        h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
-    )
-    if resp.body:
+        headers.append((b"Connection", b"close"))
+    return h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
+
+
+async def _send_response(
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    resp: Response,
+    *,
+    keep: bool,
+    head: bool = False,
+    name: str = "http",
+) -> None:
+    """Send ``resp``; a response h11 refuses (a header value with CR/LF, a bad status)
+    becomes a 500 instead of a dropped connection. A HEAD answer carries no body; its
+    Content-Length is that of the body a GET would get."""
+    try:
+        event = _response_event(resp, keep=keep)
+    except h11.LocalProtocolError as exc:
+        logger.error("%s: handler produced an invalid response: %s", name, exc)
+        resp = text_response("internal server error: invalid response\n", 500)
+        event = _response_event(resp, keep=keep)
+    data = conn.send(event)
+    if resp.body and not head:
         data += conn.send(h11.Data(data=resp.body))
     data += conn.send(h11.EndOfMessage())
     await stream.send_all(data)
@@ -117,7 +149,12 @@ async def _handle_connection(
     remote: tuple[str, int] | None = None
     try:
         if isinstance(stream, trio.SSLStream):
-            await stream.do_handshake()
+            with trio.move_on_after(HANDSHAKE_TIMEOUT_S) as hs:
+                await stream.do_handshake()
+            if hs.cancelled_caught:
+                logger.info("%s: TLS handshake did not finish in %s s", name, HANDSHAKE_TIMEOUT_S)
+                await trio.aclose_forcefully(stream)
+                return
             peer_cert = stream.getpeercert(binary_form=True)
             sock = stream.transport_stream
         else:
@@ -188,7 +225,7 @@ async def _handle_connection(
                 except Exception:
                     logger.exception("%s: handler failed on %s %s", name, method, target)
                     resp = text_response("internal server error\n", 500)
-            await _send_response(stream, conn, resp, keep=keep)
+            await _send_response(stream, conn, resp, keep=keep, head=method == "HEAD", name=name)
             if not keep or conn.our_state is h11.MUST_CLOSE:
                 return
             try:
@@ -253,7 +290,13 @@ async def serve_http(
         serving = [trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners]
 
     async def conn_task(stream: trio.abc.Stream) -> None:
-        await _handle_connection(stream, handler, max_body=max_body, name=name)
+        # One connection's failure never reaches the listener's nursery (it would stop
+        # the whole server): anything unexpected is logged and that connection closed.
+        try:
+            await _handle_connection(stream, handler, max_body=max_body, name=name)
+        except Exception:
+            logger.exception("%s: connection failed", name)
+            await trio.aclose_forcefully(stream)
 
     async with trio.open_nursery() as nursery:
         task_status.started((str(bound[0]), int(bound[1])))

@@ -75,7 +75,8 @@ async def xroad_call(
 
     ``client_proxy_url`` is the consumer security server's client proxy base URL
     (``http://127.0.0.1:8080``). ``path`` is sent as given (already percent-encoded);
-    ``query`` is encoded. Network failures raise httpx's exceptions.
+    ``query`` is encoded; header values go out as UTF-8. Network failures raise httpx's
+    exceptions.
     """
     if isinstance(service_id, str):
         service_id = ServiceId.parse(service_id)
@@ -102,7 +103,8 @@ async def xroad_call(
             method,
             url,
             params=params or None,
-            headers=hdrs,
+            # header values are text: UTF-8 on the wire (httpx would refuse non-ASCII)
+            headers=[(k.encode(), v.encode()) for k, v in hdrs],
             content=body,
             timeout=timeout_s,
         )

@@ -92,6 +92,26 @@ async def test_cross_border_and_local_exchanges(tmp_path: Path) -> None:
             assert b"X-Road-UserId:EE12345678901" in fi_req.header_part
             assert fi_req.body == b'{"hello": "FI"}'
 
+            # --- octets beyond ASCII in headers (a UTF-8 file name; a stray byte in an
+            # X-Road-Id) travel unchanged both ways, and no server falls over answering
+            raw = "attachment; filename=Jüri.pdf".encode()
+            r = await caller.call(
+                service=FI_ECHO,
+                path="/echo",
+                method="POST",
+                body=b"x",
+                headers=[("X-File", raw.decode())],  # sent as UTF-8
+                xroad_id="id-\xe9",
+            )
+            assert r.status == 200, r.body
+            assert r.header("x-road-id") == "id-\xe9"
+            # servers read header octets as ISO-8859-1 (docs/exchange.md, "Header values")
+            logged_id = "id-\xe9".encode().decode("latin-1")
+            fi_req = ss(fed, "FI", "fi-ss1").log.find(logged_id)[0]
+            assert raw.decode("latin-1").encode() in fi_req.header_part
+            r = await caller.call()  # both servers still serve
+            assert r.status == 200, r.body
+
             # --- FI -> EE (fi-ss2 hosts the Nordic bank's kyc subsystem)
             r = await caller.call(FI_KYC, EE_PERSON, "/persons/38001010000", via=("FI", "fi-ss2"))
             assert r.status == 200, r.body
