@@ -15,6 +15,7 @@ token verifier.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.utils import CryptographyDeprecationWarning
 
 from federation.errors import PkiError
 from federation.pki._keys import PrivateKey, describe, hash_algorithm, public_key_of
@@ -76,8 +78,11 @@ def load_der_cert_cached(der: bytes) -> x509.Certificate:
     cert = _cert_cache.get(der)
     if cert is None:
         try:
-            cert = x509.load_der_x509_certificate(der)
-        except (ValueError, x509.InvalidVersion) as exc:
+            with warnings.catch_warnings():
+                # a non-positive serial: RFC 5280 forbids it, cryptography only warns (for now)
+                warnings.simplefilter("error", CryptographyDeprecationWarning)
+                cert = x509.load_der_x509_certificate(der)
+        except (ValueError, x509.InvalidVersion, CryptographyDeprecationWarning) as exc:
             raise PkiError(f"malformed certificate in signature: {exc}") from None
         _cert_cache[der] = cert
         if len(_cert_cache) > _CERT_CACHE_MAX:

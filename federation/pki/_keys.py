@@ -7,6 +7,7 @@ RSA-2048); RSA-2048 is selectable with ``key_type="rsa"``.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -71,10 +72,14 @@ def describe(cert: x509.Certificate) -> str:
 
 def name_text(cert: x509.Certificate, which: Literal["subject", "issuer"]) -> str:
     """``cert``'s subject or issuer in RFC 4514 form, ``<unparsable subject>`` when that
-    name does not parse (cryptography parses names only when they are read)."""
+    name does not parse (cryptography parses names only when they are read). A label: what
+    cryptography warns about while parsing (a countryName that is not 2 letters) is not
+    reported here."""
     try:
-        name = cert.subject if which == "subject" else cert.issuer
-        return name.rfc4514_string()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            name = cert.subject if which == "subject" else cert.issuer
+            return name.rfc4514_string()
     except ValueError:
         return f"<unparsable {which}>"
 

@@ -143,6 +143,8 @@ def test_tampering_rejected(keys: dict[str, ConfSigningKey]) -> None:
         parse_signed_directory("text/plain", body)
 
 
+# cryptography warns (it does not raise) when a parsed name has, say, a 33-byte countryName
+@pytest.mark.filterwarnings("ignore:Attribute's length must be:UserWarning")
 def test_corrupted_directory_gives_only_conf_errors(keys: dict[str, ConfSigningKey]) -> None:
     """Every byte of a signed directory replaced by three seeded other values: parsing and
     verifying either succeed or raise GlobalConfError, never anything else (a corrupted
@@ -231,3 +233,4 @@ def test_time_scale_divides_expiry(keys: dict[str, ConfSigningKey]) -> None:
     assert gen.expire_date - gen.generated_at == pytest.approx(10.0)
     assert g.shared_parameters().global_settings.ocsp_freshness_s == pytest.approx(60.0)
     assert g.private_parameters().timestamping_interval_s == pytest.approx(1.0)
+

@@ -170,3 +170,17 @@ def test_embedded_certificate_of_unknown_version_is_a_pki_error(pki_ec: Pki, now
     bad = sig.replace(version_v3, bytes.fromhex("a00302015e"), 1)
     with pytest.raises(PkiError, match="malformed"):
         cms_verify_detached(bad, DATA, trusted_roots=[pki_ec.ca.root.cert], now=now)
+
+
+def test_embedded_certificate_with_negative_serial_is_a_pki_error(pki_ec: Pki, now: float) -> None:
+    """RFC 5280 wants positive serials; cryptography only warns about others (for now)."""
+    sig = sign(pki_ec)
+    serial = pki_ec.sign.cert.serial_number
+    encoded = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+    tlv = bytes([0x02, len(encoded)]) + encoded
+    assert tlv in sig
+    negative = bytes([0x02, len(encoded), 0x80 | encoded[0]]) + encoded[1:]
+    with pytest.raises(PkiError, match="malformed certificate in signature"):
+        cms_verify_detached(
+            sig.replace(tlv, negative, 1), DATA, trusted_roots=[pki_ec.ca.root.cert], now=now
+        )
