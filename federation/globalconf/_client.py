@@ -30,6 +30,7 @@ from federation.globalconf._model import (
     ConfigurationAnchor,
     PrivateParameters,
     SharedParameters,
+    download_url_problem,
 )
 from federation.globalconf._status import conf_client_dir
 from federation.http import HttpClient
@@ -74,9 +75,13 @@ class HttpFetcher:
         self._client = HttpClient(connect_timeout_s=connect_timeout_s, read_timeout_s=timeout_s)
 
     async def __call__(self, url: str) -> FetchResult:
+        problem = download_url_problem(url)
+        if problem is not None:
+            raise TransportError(
+                f"unsupported configuration URL {url!r}: {problem} (expected http://HOST[:PORT]/PATH)"
+            )
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise TransportError(f"unsupported configuration URL {url!r} (expected http://)")
+        assert parts.hostname
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -442,6 +443,30 @@ class SharedParameters:
 # --------------------------------------------------------------------------- anchors
 
 
+def download_url_problem(url: str) -> str | None:
+    """What is wrong with a configuration download URL (``http://host[:port]/path``), or
+    None. Checks what urllib only finds out later: the port (1-65535), IPv6 brackets, a
+    host name that cannot be encoded."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "it contains whitespace or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme != "http":
+        return f"scheme {parts.scheme!r} is not supported"
+    if not parts.hostname:
+        return "it has no host"
+    if port == 0:
+        return "port 0"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"host name {parts.hostname!r} cannot be encoded"
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnchorSource:
     download_url: str
@@ -500,11 +525,16 @@ class ConfigurationAnchor:
                 raise ConfigError(
                     f"invalid configuration anchor: {p}.verification_certs is empty", file=file
                 )
-            sources.append(
-                AnchorSource(
-                    download_url=sh.get(o, "download_url", p, str), verification_certs=certs
+            url = sh.get(o, "download_url", p, str)
+            problem = download_url_problem(url)
+            if problem is not None:
+                raise ConfigError(
+                    f"invalid configuration anchor: {p}.download_url: {problem}",
+                    file=file,
+                    expected="http://HOST[:PORT]/PATH",
+                    found=url,
                 )
-            )
+            sources.append(AnchorSource(download_url=url, verification_certs=certs))
         if not sources:
             raise ConfigError("invalid configuration anchor: $.sources is empty", file=file)
         return cls(instance=inst, generated_at=generated_at, sources=tuple(sources))

@@ -290,3 +290,36 @@ async def test_anchor_upload_of_a_corrupted_directory_answers_400() -> None:
     assert error.startswith("EE: signature does not verify:")
     assert "unparsable subject" in error
     assert fi.trusted_anchors == ()
+
+
+async def test_anchor_upload_with_a_bad_download_url_answers_400() -> None:
+    """An anchor whose download_url has a port out of range: 400 saying so, not 500; the
+    same anchor made in code reaches the fetcher, which refuses it as a download error."""
+    import dataclasses
+
+    from federation.clock import FixedClock
+    from federation.http import Request
+    from tests.globalconf.fed import WALL0
+
+    defs = shipped()
+    clock = FixedClock(WALL0)
+    ee = CentralServer(defs["EE"], clock=clock, public_url="http://ee-cs.test")
+    fi = CentralServer(defs["FI"], clock=clock, public_url="http://fi-cs.test")
+    good = ee.external_anchor()
+    bad = dataclasses.replace(
+        good,
+        sources=(
+            dataclasses.replace(
+                good.sources[0], download_url="http://ee-cs.test:99999/externalconf"
+            ),
+        ),
+    )
+    resp = await fi.handle_management(Request("POST", "/trusted-anchors", [], bad.to_bytes()))
+    assert resp.status == 400, resp.body
+    assert json.loads(resp.body)["error"] == (
+        "invalid configuration anchor: $.sources[0].download_url: Port out of range 0-65535 "
+        "(expected http://HOST[:PORT]/PATH, found 'http://ee-cs.test:99999/externalconf')"
+    )
+    with pytest.raises(GlobalConfError, match=r"cannot download.*Port out of range"):
+        await fi.upload_trusted_anchor(bad)
+    assert fi.trusted_anchors == ()

@@ -283,3 +283,63 @@ async def test_shell_logs_rejection_and_keeps_copy(
     assert "signature does not verify" in client.status()["globalconf"]["EE"]["last_error"]
     assert client.status()["globalconf"]["EE"]["rejections"] == 1
     assert any("rejected configuration" in r.getMessage() for r in caplog.records)
+
+
+BAD_URLS = [
+    ("http://ee-cs.test:99999/internalconf", "Port out of range"),
+    ("http://ee-cs.test:abc/internalconf", "could not be cast to integer"),
+    ("http://[::1/internalconf", "Invalid IPv6 URL"),
+    ("http://[zz]/internalconf", "does not appear to be an IPv4 or IPv6 address"),
+    ("http://ee-cs.test:0/internalconf", "port 0"),
+    ("http://" + "a" * 70 + ".test/internalconf", "cannot be encoded"),
+    ("https://ee-cs.test/internalconf", "scheme 'https' is not supported"),
+    ("http:///internalconf", "no host"),
+    ("http://ee-cs.test/internal conf", "whitespace"),
+]
+
+
+@pytest.mark.parametrize(("url", "why"), BAD_URLS)
+async def test_http_fetcher_rejects_a_bad_url_as_transport_error(url: str, why: str) -> None:
+    from federation.errors import TransportError
+    from federation.globalconf import HttpFetcher
+
+    fetcher = HttpFetcher(timeout_s=1.0, connect_timeout_s=1.0)
+    try:
+        with pytest.raises(TransportError, match=f"unsupported configuration URL .*{why}"):
+            await fetcher(url)
+    finally:
+        await fetcher.aclose()
+
+
+async def test_client_with_a_bad_anchor_url_fails_the_download_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An anchor made in code (not read from a file) with a bad URL: the round completes
+    with a download error, it does not take the instance down."""
+    from federation.globalconf import AnchorSource, HttpFetcher
+
+    clock = TrioClock(wall0=WALL0)
+    ee = shipped()["EE"]
+    cs = central(ee, LocalNet(), clock)
+    good = cs.internal_anchor()
+    bad = dataclasses.replace(
+        good,
+        sources=(
+            AnchorSource(
+                download_url="http://ee-cs.test:99999/internalconf",
+                verification_certs=good.sources[0].verification_certs,
+            ),
+        ),
+    )
+    client = ConfigurationClient(
+        anchor=bad,
+        admits=lambda _i: True,
+        timers=ee.scaled_timers,
+        clock=clock,
+        fetcher=HttpFetcher(timeout_s=1.0, connect_timeout_s=1.0),
+    )
+    await client.update_once()
+    assert client.is_outdated()
+    assert "Port out of range" in client.status()["globalconf"]["EE"]["last_error"]
+    assert isinstance(client._fetcher, HttpFetcher)
+    await client._fetcher.aclose()

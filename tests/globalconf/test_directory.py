@@ -234,3 +234,27 @@ def test_time_scale_divides_expiry(keys: dict[str, ConfSigningKey]) -> None:
     assert g.shared_parameters().global_settings.ocsp_freshness_s == pytest.approx(60.0)
     assert g.private_parameters().timestamping_interval_s == pytest.approx(1.0)
 
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://cs.test:99999/externalconf", "Port out of range"),
+        ("http://cs.test:8o/externalconf", "could not be cast to integer"),
+        ("http://[::1/externalconf", "Invalid IPv6 URL"),
+        ("http://cs.test:0/externalconf", "port 0"),
+        ("ftp://cs.test/externalconf", "scheme 'ftp' is not supported"),
+        ("/externalconf", "scheme '' is not supported"),
+        ("http://cs.test/external\nconf", "control characters"),
+    ],
+)
+def test_anchor_with_a_bad_download_url_rejected(
+    keys: dict[str, ConfSigningKey], url: str, why: str
+) -> None:
+    node = generator(keys).anchor("external", now=NOW).to_json()
+    node["sources"][0]["download_url"] = url
+    with pytest.raises(ConfigError) as err:
+        ConfigurationAnchor.from_json(node, file="ee.json")
+    text = str(err.value)
+    assert text.startswith("ee.json: invalid configuration anchor: $.sources[0].download_url: ")
+    assert why in text
+    assert text.endswith(f"(expected http://HOST[:PORT]/PATH, found {url!r})")
