@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -208,12 +208,36 @@ async def test_dial_failure_closes_client(api: httpx.AsyncClient) -> None:
     await stream.aclose()
 
 
+CHURN_TOXICS: list[tuple[str, dict[str, int]]] = [
+    ("latency", {"latency": 5, "jitter": 2}),
+    ("bandwidth", {"rate": 500}),
+    ("slow_close", {"delay": 5}),
+    ("timeout", {"timeout": 20}),
+    ("reset_peer", {"timeout": 1}),
+    ("slicer", {"average_size": 64, "size_variation": 8, "delay": 50}),
+    ("limit_data", {"bytes": 20000}),
+    ("noop", {}),
+]
+CHURN_WORKERS = 4  # tasks adding, updating and removing their own toxics at once
+CHURN_ROUNDS = 2
+CHURN_RACERS = 2  # tasks adding and removing the *same* toxic name at once
+CHURN_RACES = 30
+
+
 async def test_toxic_churn_under_traffic_never_hangs_the_api(
     api: httpx.AsyncClient, echo_port: int
 ) -> None:
-    """Toxiproxy #558: removing toxics under traffic can hang its API; ours must not."""
+    """Toxiproxy #558: removing toxics under traffic can hang its API; ours must not.
+
+    Several tasks call the API at the same time (each its own toxics, plus racers on one
+    shared name) on the one proxy while four clients keep traffic flowing through it.
+    Every call must be answered (each within 5 s, all within 60 s) with a status that fits,
+    and traffic must flow again once the churn is over.
+    """
     port = await proxy_port(api, echo_port)
     stop = trio.Event()
+    churned = trio.Event()
+    survived = trio.Event()
     moved = [0]
 
     async def traffic() -> None:
@@ -239,51 +263,63 @@ async def test_toxic_churn_under_traffic_never_hangs_the_api(
                                 break  # closed by a toxic (limit_data, reset_peer...)
                             moved[0] += got
                             outstanding = max(0, outstanding - got)
+                            if churned.is_set():
+                                survived.set()
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
 
-    toxics = [
-        ("latency", {"latency": 5, "jitter": 2}),
-        ("bandwidth", {"rate": 500}),
-        ("slow_close", {"delay": 5}),
-        ("timeout", {"timeout": 20}),
-        ("reset_peer", {"timeout": 1}),
-        ("slicer", {"average_size": 64, "size_variation": 8, "delay": 50}),
-        ("limit_data", {"bytes": 20000}),
-        ("noop", {}),
-    ]
+    calls = {"issued": 0, "answered": 0, "in_flight": 0, "max_in_flight": 0}
+
+    async def call(method: str, path: str, body: object, ok: set[int]) -> None:
+        calls["issued"] += 1
+        calls["in_flight"] += 1
+        calls["max_in_flight"] = max(calls["max_in_flight"], calls["in_flight"])
+        with trio.fail_after(5):
+            r = await api.request(method, "/proxies/echo" + path, json=body)
+        calls["in_flight"] -= 1
+        assert r.status_code in ok, (method, path, r.status_code, r.text)
+        calls["answered"] += 1
+
+    async def worker(k: int) -> None:
+        order = CHURN_TOXICS[2 * k :] + CHURN_TOXICS[: 2 * k]  # each starts on other types
+        for _ in range(CHURN_ROUNDS):
+            names = []
+            for type_, attrs in order:
+                for stream in ("upstream", "downstream"):
+                    name = f"w{k}.{type_}.{stream}"
+                    body = {"name": name, "type": type_, "stream": stream, "attributes": attrs}
+                    await call("POST", "/toxics", body, {200})
+                    await call("PATCH", f"/toxics/{name}", {"toxicity": 0.5}, {200})
+                    names.append(name)
+            for name in names:
+                await call("DELETE", f"/toxics/{name}", None, {204})
+
+    async def racer() -> None:
+        body = {"name": "race", "type": "latency", "attributes": {"latency": 1}}
+        for _ in range(CHURN_RACES):
+            await call("POST", "/toxics", body, {200, 409})
+            await call("DELETE", "/toxics/race", None, {204, 404})
+
     with trio.fail_after(60):  # a hang fails the test instead of stalling the suite
-        await _churn(api, toxics, traffic, stop)
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(traffic)
+            async with trio.open_nursery() as api_tasks:
+                for k in range(CHURN_WORKERS):
+                    api_tasks.start_soon(worker, k)
+                for _ in range(CHURN_RACERS):
+                    api_tasks.start_soon(racer)
+            await call("DELETE", "/toxics/race", None, {204, 404})
+            left = (await api.get("/proxies/echo/toxics")).json()
+            assert left == []
+            churned.set()
+            await survived.wait()  # traffic flows again through the same proxy
+            stop.set()
+    expected = CHURN_WORKERS * CHURN_ROUNDS * len(CHURN_TOXICS) * 2 * 3
+    expected += CHURN_RACERS * CHURN_RACES * 2 + 1
+    assert calls["issued"] == calls["answered"] == expected
+    assert calls["max_in_flight"] > 1  # the calls really overlapped
     assert moved[0] > 0
     with trio.fail_after(2):
         assert (await api.post("/reset")).status_code == 204
     assert await rtts(port, 1)
-
-
-async def _churn(
-    api: httpx.AsyncClient,
-    toxics: list[tuple[str, dict[str, int]]],
-    traffic: Callable[[], Awaitable[None]],
-    stop: trio.Event,
-) -> None:
-    async with trio.open_nursery() as nursery:
-        for _ in range(4):
-            nursery.start_soon(traffic)
-        for round_ in range(3):
-            for type_, attrs in toxics:
-                for stream in ("upstream", "downstream"):
-                    body = {"type": type_, "stream": stream, "attributes": attrs}
-                    with trio.fail_after(2):
-                        r = await api.post("/proxies/echo/toxics", json=body)
-                        assert r.status_code == 200
-                        r = await api.patch(
-                            f"/proxies/echo/toxics/{type_}_{stream}", json={"toxicity": 0.5}
-                        )
-                        assert r.status_code == 200
-            await trio.sleep(0.02)
-            for type_, _ in toxics:
-                for stream in ("upstream", "downstream"):
-                    with trio.fail_after(2):
-                        r = await api.delete(f"/proxies/echo/toxics/{type_}_{stream}")
-                        assert r.status_code == 204, round_
-        stop.set()
