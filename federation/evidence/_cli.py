@@ -5,7 +5,8 @@ Arguments (attribute names on the Namespace):
 * ``export``: ``run_dir`` (Path), ``id`` (str), ``side`` ("client" | "provider" | None),
   ``output`` (Path | None; default ``./evidence-<id>-<side>.zip``, ``-`` for stdout).
 * ``verify``: ``file`` (Path), ``anchor`` (list[str] | None), ``ca`` (list[str] | None,
-  each ``FILE`` or ``INST=FILE``), ``ocsp_freshness`` (float | None), ``json`` (bool).
+  each ``FILE`` or ``INST=FILE``), ``ocsp_freshness`` and ``max_timestamp_delay`` (float |
+  None: seconds > 0, None for the default), ``json`` (bool).
 * ``audit``: ``run_dir`` (Path), ``json`` (bool).
 
 User mistakes raise ConfigError/FederationError (the CLI prints one line, no traceback).
@@ -70,6 +71,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         anchors=anchors,
         trust=TrustStore(cas),
         ocsp_freshness_s=getattr(args, "ocsp_freshness", None),
+        max_timestamp_delay_s=getattr(args, "max_timestamp_delay", None),
         source=str(path),
     )
     print(report_json(report) if getattr(args, "json", False) else report_text(report))
@@ -99,7 +101,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ve.add_argument("file", type=Path)
     ve.add_argument("--anchor", action="append", help="configuration anchor (repeatable)")
     ve.add_argument("--ca", action="append", help="CA bundle PEM, [INST=]FILE (repeatable)")
-    ve.add_argument("--ocsp-freshness", type=float, help="seconds (default: from conf or 3600)")
+    ve.add_argument(
+        "--ocsp-freshness",
+        type=float,
+        help="seconds > 0 (default: from conf or 3600; 0 is refused)",
+    )
+    ve.add_argument(
+        "--max-timestamp-delay",
+        type=float,
+        help="largest genTime - signingTime, seconds > 0 (default: the run's acceptable "
+        "time-stamp failure period if stricter, else 14400)",
+    )
     ve.add_argument("--json", action="store_true")
     ve.set_defaults(func=cmd_verify)
     au = evsub.add_parser("audit", help="check every record of every message log of a run")

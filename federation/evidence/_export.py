@@ -164,6 +164,14 @@ def export_exchange(
                 kind: _message(log, rec, elsewhere.get((kind, rec.signature), []))
                 for kind, rec in by_kind.items()
             }
+            if any(m.hash_chain is not None for m in messages.values()):
+                # a live log may be stamped between two reads: read again what was
+                # unstamped, so a request never looks unstamped beside its stamped response
+                for kind, rec in by_kind.items():
+                    if messages[kind].hash_chain is None:
+                        messages[kind] = _message(
+                            log, rec, elsewhere.get((kind, rec.signature), [])
+                        )
     except LOG_DAMAGED as exc:
         raise FederationError(unreadable(ref, exc)) from None
     instances = {ref.instance}
@@ -177,6 +185,11 @@ def export_exchange(
         "run_dir": str(run.run_dir),
         "note": "metadata is informative; the checks of docs/evidence.md decide",
     }
+    timers = run.instance(ref.instance).get("timers")
+    period = timers.get("timestamp_failure_period_s") if isinstance(timers, dict) else None
+    if isinstance(period, int | float):
+        # the (scaled) timer the verifier's time-stamp delay limit may tighten to
+        meta["timers"] = {"timestamp_failure_period_s": period}
     ev = Evidence(
         xroad_id=xroad_id,
         side=chosen_side,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from federation.errors import FederationError
+from federation.errors import ConfigError, FederationError
 from federation.evidence._checks import (
     TIME_SKEW_S,
     CheckFailed,
@@ -52,6 +53,9 @@ from federation.securityserver._rest import (
 
 Status = Literal["OK", "FAIL", "PENDING", "INFO"]
 DEFAULT_OCSP_FRESHNESS_S = 3600.0
+DEFAULT_MAX_TIMESTAMP_DELAY_S = 14400.0
+"""X-Road's ``acceptable-timestamp-failure-period``: the longest a security server keeps
+logging while time-stamping fails, so the longest a record normally waits for its stamp."""
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -170,6 +174,8 @@ def _check_message(
     log_instance: str,
     trust: TrustStore,
     freshness_override: float | None,
+    max_delay: tuple[float, str],
+    later_stamped: bool,
     r: Report,
 ) -> None:
     k = m.kind
@@ -196,14 +202,27 @@ def _check_message(
         f"CMS signature over header part and body verifies ({_subj(sig.signer)})",
     )
 
-    at = sig.signing_time
-    if at is None:
-        meta_time = m.meta.get("time")
-        at = float(meta_time) if isinstance(meta_time, int | float) else None
+    # the time-stamp first: without a signingTime its verified genTime is the check time
+    stamp = Report()
+    gen_time = _check_stamp(
+        m,
+        sig_time=sig.signing_time,
+        log_instance=log_instance,
+        trust=trust,
+        max_delay=max_delay,
+        later_stamped=later_stamped,
+        r=stamp,
+    )
+    # never the manifest's unsigned record time: the signer's signingTime, else genTime
+    at = sig.signing_time if sig.signing_time is not None else gen_time
+    at_note = "" if sig.signing_time is not None else " (genTime: the signature has no signingTime)"
     chain = None
     try:
         if at is None:
-            raise CheckFailed("the signature has no signingTime")
+            raise CheckFailed(
+                "the signature has no signingTime and no verified time-stamp gives a time "
+                "to check it at"
+            )
         member = signer_member(sig)
         check_expected_signer(k, member, expected)
         inst = member.instance
@@ -215,7 +234,8 @@ def _check_message(
         r.add(
             "OK",
             f"{k} certificate",
-            f"signed by member {member}; chain to '{_subj(chain[-1])}' valid at {_iso(at)} [{src}]",
+            f"signed by member {member}; chain to '{_subj(chain[-1])}' valid at {_iso(at)}"
+            f"{at_note} [{src}]",
         )
     except Exception as exc:  # a trust boundary: any parse error is a failure
         r.add("FAIL", f"{k} certificate", failure_text(exc))
@@ -224,7 +244,11 @@ def _check_message(
         r.add("FAIL", f"{k} OCSP", "not checked: the signer certificate is not trusted")
     else:
         inst = signer_member(sig).instance
-        freshness = freshness_override or trust.ocsp_freshness_s(inst) or DEFAULT_OCSP_FRESHNESS_S
+        freshness = (
+            freshness_override
+            if freshness_override is not None
+            else trust.ocsp_freshness_s(inst) or DEFAULT_OCSP_FRESHNESS_S
+        )
         try:
             what = check_ocsp(
                 m.ocsp_responses,
@@ -238,7 +262,7 @@ def _check_message(
         except Exception as exc:  # a trust boundary: any parse error is a failure
             r.add("FAIL", f"{k} OCSP", failure_text(exc))
 
-    _check_stamp(m, sig_time=at, log_instance=log_instance, trust=trust, r=r)
+    r.verdicts.extend(stamp.verdicts)
 
 
 def _check_chain_file(m: Message, chain: Sequence[object]) -> None:
@@ -253,17 +277,46 @@ def _check_chain_file(m: Message, chain: Sequence[object]) -> None:
 
 
 def _check_stamp(
-    m: Message, *, sig_time: float | None, log_instance: str, trust: TrustStore, r: Report
-) -> None:
+    m: Message,
+    *,
+    sig_time: float | None,
+    log_instance: str,
+    trust: TrustStore,
+    max_delay: tuple[float, str],
+    later_stamped: bool,
+    r: Report,
+) -> float | None:
+    """The hash chain and time-stamp verdicts; returns genTime when both verify.
+
+    ``later_stamped``: a message logged after this one in the same log (the request's
+    response) carries a time-stamp or hash chain."""
     k = m.kind
     if m.hash_chain_raw is None and m.timestamp is None:
-        if m.meta.get("timestamped") is False:
+        if later_stamped:
+            # batches are consecutive id ranges and a log's request precedes its response:
+            # a stamped response means the request was stamped too
+            r.add(
+                "FAIL",
+                f"{k} time-stamp",
+                "no time-stamp token and no hash chain, but the response, logged after this "
+                "request in the same log, is time-stamped: this request's time-stamp was removed",
+            )
+        elif m.meta.get("timestamped") is False:
+            # only the unsigned manifest says so: a removed token looks the same
             rid = m.meta.get("record_id")
-            r.add("PENDING", f"{k} time-stamp", f"record {rid} is not yet time-stamped")
+            r.add(
+                "PENDING",
+                f"{k} time-stamp",
+                f"no time-stamp: evidence incomplete. The manifest says record {rid} was not "
+                "yet time-stamped when exported; nothing signed confirms it (a removed "
+                "time-stamp looks the same), so this is unverifiable: export it again once "
+                "stamped",
+            )
         else:
             r.add("FAIL", f"{k} time-stamp", "no time-stamp token and no hash chain")
-        return
+        return None
     hc = m.hash_chain
+    chain_ok = False
     if hc is None:
         r.add("FAIL", f"{k} hash chain", "hash-chain.json is missing or malformed")
     elif m.hash_chain_raw != hash_chain_bytes(hc):
@@ -283,14 +336,15 @@ def _check_stamp(
                 f"record {hc.record_id} -> {len(hc.steps)} step(s) -> stamped chain value of "
                 f"record {hc.batch_last}",
             )
+            chain_ok = True
         except Exception as exc:  # a trust boundary: any parse error is a failure
             r.add("FAIL", f"{k} hash chain", failure_text(exc))
     if m.timestamp is None:
         r.add("FAIL", f"{k} time-stamp", "timestamp.tst is missing")
-        return
+        return None
     if hc is None:
         r.add("FAIL", f"{k} time-stamp", "not checked: no hash chain gives the stamped value")
-        return
+        return None
     try:
         gen_time = check_timestamp(
             m.timestamp,
@@ -310,6 +364,30 @@ def _check_stamp(
         )
     except Exception as exc:  # a trust boundary: any parse error is a failure
         r.add("FAIL", f"{k} time-stamp", failure_text(exc))
+        return None
+    if sig_time is not None:
+        _check_delay(k, gen_time - sig_time, max_delay, r)
+    return gen_time if chain_ok else None
+
+
+def _check_delay(k: str, delay: float, max_delay: tuple[float, str], r: Report) -> None:
+    """The signer asserts signingTime, at which the certificate and OCSP are judged: the
+    TSA's genTime bounds how far back it can lie."""
+    limit, source = max_delay
+    if delay > limit:
+        r.add(
+            "FAIL",
+            f"{k} time-stamp delay",
+            f"genTime is {delay:.0f} s after the signing time, more than {limit:.0f} s "
+            f"({source}): the signingTime may be backdated (--max-timestamp-delay S accepts a "
+            "longer time-stamping outage)",
+        )
+    else:
+        r.add(
+            "OK",
+            f"{k} time-stamp delay",
+            f"genTime {delay:.0f} s after the signing time (limit {limit:.0f} s, {source})",
+        )
 
 
 def _subj(cert: object) -> str:
@@ -328,14 +406,50 @@ def _iso(ts: float) -> str:
     return iso(ts)
 
 
+def _check_seconds(value: float | None, option: str) -> float | None:
+    """A user's duration option: None (the default applies) or a finite number > 0;
+    ConfigError otherwise (``nan`` would disable a check, 0 and less make no sense)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{option} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{option} must be a finite number of seconds > 0, not {value!r}")
+    return float(value)
+
+
+def _max_delay(meta: object, override: float | None) -> tuple[float, str]:
+    """The largest genTime - signingTime accepted, and where it comes from. The container's
+    record of the run's (scaled) timers is unsigned, so it may only make the limit
+    stricter than X-Road's default."""
+    if override is not None:
+        return override, "--max-timestamp-delay"
+    timers = meta.get("timers") if isinstance(meta, dict) else None
+    recorded = timers.get("timestamp_failure_period_s") if isinstance(timers, dict) else None
+    if (
+        isinstance(recorded, int | float)
+        and not isinstance(recorded, bool)
+        and math.isfinite(recorded)
+        and 0 < recorded < DEFAULT_MAX_TIMESTAMP_DELAY_S
+    ):
+        return float(recorded), "the run's acceptable time-stamp failure period"
+    return DEFAULT_MAX_TIMESTAMP_DELAY_S, "X-Road's default acceptable time-stamp failure period"
+
+
 def verify_unpacked(
     u: Unpacked,
     *,
     anchors: Sequence[ConfigurationAnchor] = (),
     trust: TrustStore | None = None,
     ocsp_freshness_s: float | None = None,
+    max_timestamp_delay_s: float | None = None,
 ) -> Report:
-    """Every check of docs/evidence.md on a parsed container."""
+    """Every check of docs/evidence.md on a parsed container. ``ocsp_freshness_s`` and
+    ``max_timestamp_delay_s`` override the defaults (ConfigError unless finite and > 0)."""
+    ocsp_freshness_s = _check_seconds(ocsp_freshness_s, "--ocsp-freshness")
+    max_delay = _max_delay(
+        u.evidence.meta, _check_seconds(max_timestamp_delay_s, "--max-timestamp-delay")
+    )
     r = Report()
     store = TrustStore(trust.trusts if trust else ())
     _check_manifest(u, r)
@@ -378,6 +492,10 @@ def verify_unpacked(
             log_instance=log_instance,
             trust=store,
             freshness_override=ocsp_freshness_s,
+            max_delay=max_delay,
+            later_stamped=m is req_m
+            and resp_m is not None
+            and (resp_m.timestamp is not None or resp_m.hash_chain_raw is not None),
             r=r,
         )
     _check_exchange(ev.xroad_id, req_m, resp_m, req, resp, r)
@@ -420,14 +538,17 @@ def verify_container(
     anchors: Sequence[ConfigurationAnchor] = (),
     trust: TrustStore | None = None,
     ocsp_freshness_s: float | None = None,
+    max_timestamp_delay_s: float | None = None,
     source: str = "container",
 ) -> Report:
-    """Unpack and verify; ConfigError when ``data`` is not a container at all."""
+    """Unpack and verify; ConfigError when ``data`` is not a container at all or an
+    option is out of range."""
     return verify_unpacked(
         unpack(data, source=source),
         anchors=anchors,
         trust=trust,
         ocsp_freshness_s=ocsp_freshness_s,
+        max_timestamp_delay_s=max_timestamp_delay_s,
     )
 
 
@@ -437,7 +558,9 @@ def report_text(report: Report) -> str:
     if n_fail:
         lines.append(f"FAILED: {n_fail} check(s) failed")
     elif report.exit_code == EXIT_PENDING:
-        lines.append("VERIFIED, time-stamp pending")
+        lines.append(
+            "INCOMPLETE: nothing failed, but a time-stamp is missing (PENDING is unverifiable)"
+        )
     else:
         lines.append("VERIFIED")
     return "\n".join(lines)

@@ -212,3 +212,17 @@ def test_export_skips_a_damaged_log(
         )
     with pytest.raises(FederationError, match=f"none of the 1 readable.*{fi.path}"):
         cmd_export(parse("export", "--run-dir", str(run.run_dir), "--id", "EE-unknown"))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "0"])
+@pytest.mark.parametrize("option", ["--ocsp-freshness", "--max-timestamp-delay"])
+def test_duration_options_out_of_range(
+    run: FakeRun, tmp_path: Path, option: str, value: str
+) -> None:
+    xid = run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    out = tmp_path / "ev.zip"
+    cmd_export(parse("export", "--run-dir", str(run.run_dir), "--id", xid, "-o", str(out)))
+    args = parse("verify", str(out), "--ca", str(run.kits["EE"].ca_path), option, value)
+    with pytest.raises(ConfigError, match=f"^{option} must be a finite number of seconds > 0"):
+        cmd_verify(args)

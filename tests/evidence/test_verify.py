@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from federation.errors import ConfigError
 from federation.evidence import (
     Report,
     TrustStore,
+    Verdict,
     export_exchange,
     load_ca_option,
     verify_container,
@@ -26,9 +31,12 @@ from federation.evidence._checks import (
     parse_signature,
 )
 from federation.evidence._container import MANIFEST, digests, unpack
+from federation.evidence._verify import report_text
 from federation.globalconf import ConfigurationAnchor
 from federation.identifiers import ClientId, ServiceId
-from federation.securityserver import signed_data
+from federation.pki import Credential
+from federation.securityserver import Envelope, MessageLog, signed_data
+from tests.evidence import fakerun
 from tests.evidence.fakerun import EE_CLIENT, EE_SERVICE, FI_CLIENT, FI_SERVICE, FakeRun
 
 
@@ -378,3 +386,219 @@ def test_export_errors(run: FakeRun, tmp_path: Path) -> None:
 def test_not_a_container(data: bytes, sealed: tuple[FakeRun, bytes]) -> None:
     with pytest.raises(ConfigError, match="not an xfed evidence container"):
         verify_container(data, trust=cas(sealed[0]))
+
+
+# --- times: what the signer and the manifest assert is not trusted -----------------------
+
+
+def verdict(report: Report, check: str) -> Verdict:
+    (v,) = [v for v in report.verdicts if v.check == check]
+    return v
+
+
+def edit_manifest(data: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    """The container with its (unsigned) manifest changed, entries dropped from the
+    manifest when they were removed from ``items``."""
+    items = entries(data)
+    m = json.loads(items[MANIFEST])
+    change(m)
+    m["entries"] = [e for e in m["entries"] if e["path"] in items]
+    items[MANIFEST] = json.dumps(m).encode()
+    return rezip(items, fix_manifest=True)
+
+
+def test_timestamp_long_after_signing_fails(run: FakeRun) -> None:
+    """A genTime long after the (signer-asserted) signingTime: the key holder may have
+    backdated signingTime to one where an older GOOD OCSP response still held."""
+    xid = run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp(now=run.now + 18000)  # well past the 14400 s default
+    data, _ = export_exchange(run.run_dir, xid)
+    report = verify_container(data, trust=cas(run))
+    assert failed_checks(report) == {"request time-stamp delay", "response time-stamp delay"}
+    v = verdict(report, "request time-stamp delay")
+    assert "more than 14400 s" in v.message
+    assert "backdated" in v.message
+    assert report.exit_code == 1
+    # a longer outage accepted knowingly
+    assert verify_container(data, trust=cas(run), max_timestamp_delay_s=20000).ok
+    # an unsigned manifest cannot loosen the limit
+    loose = edit_manifest(data, lambda m: m.update(timers={"timestamp_failure_period_s": 1e9}))
+    assert "request time-stamp delay" in failed_checks(verify_container(loose, trust=cas(run)))
+
+
+def test_timestamp_delay_limit_is_the_runs_scaled_failure_period(run: FakeRun) -> None:
+    manifest = json.loads((run.run_dir / "manifest.json").read_text())
+    manifest["instances"]["EE"]["timers"] = {"timestamp_failure_period_s": 240.0}
+    (run.run_dir / "manifest.json").write_text(json.dumps(manifest))
+    xid = run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp(now=run.now + 600)
+    data, meta = export_exchange(run.run_dir, xid)
+    assert meta["timers"] == {"timestamp_failure_period_s": 240.0}
+    report = verify_container(data, trust=cas(run))
+    v = verdict(report, "request time-stamp delay")
+    assert v.status == "FAIL"
+    assert "more than 240 s (the run's acceptable time-stamp failure period)" in v.message
+    ok = verify_container(data, trust=cas(run), max_timestamp_delay_s=900)
+    assert verdict(ok, "request time-stamp delay").status == "OK"
+
+
+def test_timestamp_delay_ok_line(sealed: tuple[FakeRun, bytes]) -> None:
+    run, data = sealed
+    report = verify_container(data, trust=cas(run))
+    v = verdict(report, "request time-stamp delay")
+    assert v.status == "OK"
+    assert "limit 14400 s" in v.message
+
+
+def _sign_without_attributes(
+    kind: Literal["request", "response"],
+    header_part: bytes,
+    body: bytes | None,
+    *,
+    signer: Credential,
+    ocsp_responses: Sequence[bytes] = (),
+) -> Envelope:
+    """A valid CMS signature without signed attributes, so without signingTime."""
+    body = body or None
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(signed_data(header_part, body))
+    builder = builder.add_signer(signer.cert, signer.key, hashes.SHA512())
+    for c in signer.chain:
+        builder = builder.add_certificate(c)
+    sig = builder.sign(
+        serialization.Encoding.DER,
+        [
+            pkcs7.PKCS7Options.DetachedSignature,
+            pkcs7.PKCS7Options.Binary,
+            pkcs7.PKCS7Options.NoAttributes,
+        ],
+    )
+    return Envelope(
+        kind=kind,
+        header_part=header_part,
+        body=body,
+        signature=sig,
+        ocsp_responses=tuple(ocsp_responses),
+    )
+
+
+def test_no_signing_time_uses_gen_time_not_the_manifest(
+    run: FakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fakerun, "sign_envelope", _sign_without_attributes)
+    ee = run.kits["EE"]
+    # GOOD, but its nextUpdate passed before the time-stamp: only an earlier check time,
+    # such as the manifest's unsigned record time, would accept it
+    old = ee.ocsp_for(ee.sign[EE_CLIENT.member], run.now - 3500)
+    xid = run.exchange(EE_CLIENT, FI_SERVICE, client_ocsp=old)
+    pending, _ = export_exchange(run.run_dir, xid)
+    run.stamp()
+    data, _ = export_exchange(run.run_dir, xid)
+    sig = parse_signature(unpack(data).evidence.messages["request"].signature)
+    assert sig.signing_time is None
+
+    report = verify_container(data, trust=cas(run))
+    cert = verdict(report, "request certificate")
+    assert cert.status == "OK"
+    assert "genTime: the signature has no signingTime" in cert.message
+    assert failed_checks(report) == {"request OCSP"}
+
+    def backdate(m: dict[str, Any]) -> None:
+        m["messages"]["request"]["time"] = run.now - 3400
+
+    report = verify_container(edit_manifest(data, backdate), trust=cas(run))
+    assert failed_checks(report) == {"request OCSP"}
+
+    # not stamped: nothing signed gives a time, so the signer is not checked at all
+    report = verify_container(edit_manifest(pending, backdate), trust=cas(run))
+    assert {"request certificate", "request OCSP"} <= failed_checks(report)
+    assert (
+        "no signingTime and no verified time-stamp"
+        in verdict(report, "request certificate").message
+    )
+
+
+def _strip_stamp(data: bytes, *kinds: str) -> bytes:
+    """Remove the time-stamp and hash chain of ``kinds`` and claim, in the unsigned
+    manifest, that they were never stamped."""
+    items = entries(data)
+    for kind in kinds:
+        for name in ("timestamp.tst", "hash-chain.json", "hash-chain-last-step.bin"):
+            del items[f"{kind}/{name}"]
+    m = json.loads(items[MANIFEST])
+    for kind in kinds:
+        m["messages"][kind]["timestamped"] = False
+        m["messages"][kind].pop("timestamp", None)
+    m["entries"] = [e for e in m["entries"] if e["path"] in items]
+    items[MANIFEST] = json.dumps(m).encode()
+    return rezip(items, fix_manifest=True)
+
+
+def test_removed_request_timestamp_is_not_pending(sealed: tuple[FakeRun, bytes]) -> None:
+    """The response is stamped, so its request (logged before it) was stamped too."""
+    run, data = sealed
+    report = verify_container(_strip_stamp(data, "request"), trust=cas(run))
+    assert failed_checks(report) == {"request time-stamp"}
+    assert "time-stamp was removed" in verdict(report, "request time-stamp").message
+    assert report.exit_code == 1
+
+
+def test_pending_that_cannot_be_told_from_removal_says_incomplete(
+    sealed: tuple[FakeRun, bytes],
+) -> None:
+    run, data = sealed
+    for kinds in (("response",), ("request", "response")):
+        report = verify_container(_strip_stamp(data, *kinds), trust=cas(run))
+        assert report.failed() == []
+        assert report.exit_code == 3
+        for kind in kinds:
+            v = verdict(report, f"{kind} time-stamp")
+            assert v.status == "PENDING"
+            assert "evidence incomplete" in v.message
+            assert "unverifiable" in v.message
+        assert report_text(report).splitlines()[-1].startswith("INCOMPLETE")
+
+
+def test_export_reads_again_what_was_stamped_meanwhile(
+    run: FakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time-stamper of a live log stores a batch between the exporter's reads of the
+    request and the response: the container still shows both stamped."""
+    xid = run.exchange(EE_CLIENT, FI_SERVICE)
+    proof = MessageLog.chain_proof
+    calls: list[int] = []
+
+    def stamped_after_first_read(self: MessageLog, record_id: int) -> Any:
+        out = proof(self, record_id)
+        calls.append(record_id)
+        if len(calls) == 1:
+            run.stamp("EE")
+        return out
+
+    monkeypatch.setattr(MessageLog, "chain_proof", stamped_after_first_read)
+    data, _ = export_exchange(run.run_dir, xid, side="client")
+    assert verify_container(data, trust=cas(run)).exit_code == 0
+
+
+# --- duration options ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0, 0.0, 0])
+@pytest.mark.parametrize("option", ["ocsp_freshness_s", "max_timestamp_delay_s"])
+def test_bad_duration_options_are_refused(
+    sealed: tuple[FakeRun, bytes], option: str, value: float
+) -> None:
+    run, data = sealed
+    kwargs: dict[str, Any] = {option: value}
+    with pytest.raises(ConfigError, match=r"must be a finite number of seconds > 0"):
+        verify_container(data, trust=cas(run), **kwargs)
+
+
+def test_ocsp_freshness_option_is_honoured(run: FakeRun) -> None:
+    ee = run.kits["EE"]
+    older = ee.ocsp_for(ee.sign[EE_CLIENT.member], run.now - 600)
+    xid = run.exchange(EE_CLIENT, FI_SERVICE, client_ocsp=older)
+    run.stamp()
+    data, _ = export_exchange(run.run_dir, xid)
+    assert verify_container(data, trust=cas(run)).ok
+    strict = verify_container(data, trust=cas(run), ocsp_freshness_s=60)
+    assert failed_checks(strict) == {"request OCSP"}
