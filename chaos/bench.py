@@ -1,10 +1,12 @@
 """Benchmark: what the chaos proxy (no toxics) adds to a TCP echo, versus a direct connection.
 
-Run ``python -m chaos.bench`` (about a minute). Three processes on loopback: an echo server,
-the chaos server (``python -m chaos serve``, one proxy to the echo server) and this client.
-For 1 KB and 1 MB messages at 1 and 16 concurrent connections it sends a message, waits
-for the whole echo, and repeats for a fixed time, directly and through the proxy. It prints
-per-request p50/p99, payload throughput, and the proxy process's CPU use.
+Run ``python -m chaos.bench`` (about 40 s: 8 measurements x 3 runs x 1.5 s, plus under a
+second of start-up; ``--duration`` and ``--repeat`` change that). Three processes on
+loopback: an echo server, the chaos server (``python -m chaos serve``, one proxy to the
+echo server) and this client. For 1 KB and 1 MB messages at 1 and 16 concurrent
+connections it sends a message, waits for the whole echo, and repeats for a fixed time,
+directly and through the proxy. It prints per-request p50/p99, payload throughput, and the
+proxy process's CPU use.
 """
 
 from __future__ import annotations
@@ -25,6 +27,31 @@ import trio
 KB = 1000
 MB = 1000 * 1000
 RECV = 256 * 1024
+WARMUP = 2  # requests per connection not counted
+
+
+class BenchError(Exception):
+    """Raised when a measurement yields nothing to report (the window was too short)."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, found {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, found {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +145,18 @@ async def _measure(
     deadline = start + duration_s
     async with trio.open_nursery() as nursery:
         for _ in range(connections):
-            nursery.start_soon(_worker, port, size, deadline, samples, 2)
+            nursery.start_soon(_worker, port, size, deadline, samples, WARMUP)
     elapsed = time.perf_counter() - start
     cpu = None
     if proxy_pid:
         hz = os.sysconf("SC_CLK_TCK")
         cpu = (_cpu_ticks(proxy_pid) - ticks) / hz / elapsed
+    if not samples:
+        raise BenchError(
+            f"no {_fmt_size(size)} x{connections} {target} request completed in "
+            f"{duration_s:g} s after the {WARMUP} warm-up requests per connection; "
+            "give a longer --duration"
+        )
     samples.sort()
     return Result(
         target=target,
@@ -222,8 +255,12 @@ def _table(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos.bench", description=__doc__)
-    parser.add_argument("--duration", type=float, default=1.5, help="seconds per measurement")
-    parser.add_argument("--repeat", type=int, default=3, help="measurements per cell (median)")
+    parser.add_argument(
+        "--duration", type=_positive_float, default=1.5, help="seconds per measurement"
+    )
+    parser.add_argument(
+        "--repeat", type=_positive_int, default=3, help="measurements per cell (median)"
+    )
     parser.add_argument(
         "--embedded",
         action="store_true",
@@ -275,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                             )
                     results.extend(_median_run(runs[t]) for t in ("direct", "proxy"))
 
-        trio.run(run_all)
+        try:
+            trio.run(run_all)
+        except BenchError as exc:
+            print(f"chaos.bench: {exc}", file=sys.stderr)
+            return 1
         print()
         print(_table(results))
     finally:
