@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,8 +26,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, found {text!r}")
     return value
 
 
@@ -198,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=_positive_float, default=10.0, help="measured seconds per cell (10)"
     )
     be.add_argument("--concurrency", default="1,16", help="in-flight requests, N,... (1,16)")
+    be.add_argument(
+        "--rate",
+        help="also fixed-rate cells: requests per second offered, R,... (latency from the "
+        "intended send time: coordinated omission corrected)",
+    )
     be.add_argument("--payload", default="1024,102400", help="payload bytes, N,... (1024,102400)")
     be.add_argument("--modes", default="direct,intra,cross,cross_wan", help="modes to measure")
     be.add_argument("--rounds", type=int, default=5, help="interleaved rounds per cell (5)")

@@ -48,7 +48,7 @@ from chaos import FaultClient, FaultHandle
 from federation.bench._hist import Histogram
 from federation.bench._load import payload as make_payload
 from federation.errors import FederationError, TransportError, leaf_errors
-from federation.http import HttpClient
+from federation.http import HttpClient, HttpClientResponse
 from federation.identifiers import ServiceId
 
 MODES = ("direct", "intra", "cross", "cross_wan")
@@ -82,6 +82,11 @@ class BenchConfig:
 
     duration_s: float = 10.0
     concurrency: tuple[int, ...] = (1, 16)
+    rates: tuple[float, ...] = ()
+    """Fixed-rate (open-loop) cells, requests per second, measured besides the closed-loop
+    ``concurrency`` cells; latency counts from each request's intended send time."""
+    max_in_flight: int = 128
+    """Workers (connections) of a fixed-rate cell; later requests queue for one."""
     payloads: tuple[int, ...] = (1024, 102400)
     modes: tuple[str, ...] = MODES
     rounds: int = 5
@@ -94,10 +99,23 @@ class BenchConfig:
     timeout_s: float = 30.0
 
     def check(self) -> None:
-        if self.duration_s <= 0:
-            raise BenchError("--duration must be > 0")
+        if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
+            raise BenchError("--duration must be a number of seconds > 0")
         if not self.concurrency or any(c < 1 for c in self.concurrency):
             raise BenchError("--concurrency: a list of integers >= 1")
+        if any(not (r > 0 and math.isfinite(r)) for r in self.rates):
+            raise BenchError("--rate: a list of request rates > 0 (requests per second)")
+        seg = self.duration_s / max(1, self.rounds)
+        slow = [r for r in self.rates if r * seg < 1]
+        if slow:
+            raise BenchError(
+                f"--rate {slow[0]:g}: less than one request per segment of {seg:g} s "
+                "(--duration / --rounds); raise the rate or the duration"
+            )
+        if len({_rkey(r) for r in self.rates}) != len(self.rates):
+            raise BenchError(f"--rate: a rate is listed twice ({list(self.rates)})")
+        if self.max_in_flight < 1:
+            raise BenchError("max_in_flight must be >= 1")
         if not self.payloads or any(p < 0 for p in self.payloads):
             raise BenchError("--payload: a list of byte counts >= 0")
         bad = [m for m in self.modes if m not in MODES]
@@ -253,6 +271,12 @@ class CellResult:
     cpu_s: dict[str, float] = field(default_factory=dict)
     round_rps: list[float] = field(default_factory=list)
     round_p50_ms: list[float] = field(default_factory=list)
+    offered_rps: float | None = None
+    """The intended rate of a fixed-rate cell (None: closed loop)."""
+    connections: int = 0
+    """Fixed-rate cells: the most connections one segment needed."""
+    service: Histogram = field(default_factory=Histogram)
+    """Fixed-rate cells: latency from the actual send (without the queueing)."""
 
     def add_error(self, kind: str) -> None:
         self.errors += 1
@@ -279,6 +303,16 @@ class CellResult:
             "rps_rounds": [round(x, 1) for x in self.round_rps],
             "p50_ms_rounds": [round(x, 3) for x in self.round_p50_ms],
             "histogram": self.hist.to_json(),
+            **(
+                {}
+                if self.offered_rps is None
+                else {
+                    "offered_rps": self.offered_rps,
+                    "latency_from": "intended send time (coordinated omission corrected)",
+                    "service_ms": self.service.percentiles_ms((50, 99)),
+                    "connections": self.connections,
+                }
+            ),
         }
 
 
@@ -335,29 +369,119 @@ async def run_segment(
                 await trio.sleep(0.01)
                 continue
             dt = time.perf_counter() - t0
-            xe = resp.header("x-road-error")
-            if xe:
-                cell.add_error(xe)
-            elif resp.status >= 400:
-                cell.add_error(f"HTTP {resp.status}")
-            elif len(resp.body) != expect:
-                cell.add_error(f"xfed.BadBody ({len(resp.body)} bytes, expected {expect})")
-            else:
+            if _check_answer(resp, expect, cell):
                 seg.record_s(dt)
 
     async with trio.open_nursery() as nursery:
         for i in range(concurrency):
             nursery.start_soon(worker, i)
     elapsed = time.perf_counter() - start
-    for name, pid in pids.items():
-        a, b = cpu0[name], cpu_seconds(pid)
-        if a is not None and b is not None:
-            cell.cpu_s[name] = cell.cpu_s.get(name, 0.0) + (b - a)
+    _add_cpu(cell, pids, cpu0)
     cell.hist.merge(seg)
     cell.requests += seg.count + (cell.errors - errors_before)
     cell.elapsed_s += elapsed
     cell.round_rps.append(seg.count / elapsed if elapsed > 0 else 0.0)
     cell.round_p50_ms.append(seg.percentile_ms(50))
+
+
+def _check_answer(resp: HttpClientResponse, expect: int, cell: CellResult) -> bool:
+    """Count a wrong answer as an error; True when the answer is the echo expected."""
+    xe = resp.header("x-road-error")
+    if xe:
+        cell.add_error(xe)
+    elif resp.status >= 400:
+        cell.add_error(f"HTTP {resp.status}")
+    elif len(resp.body) != expect:
+        cell.add_error(f"xfed.BadBody ({len(resp.body)} bytes, expected {expect})")
+    else:
+        return True
+    return False
+
+
+async def run_rate_segment(
+    ep: Endpoint,
+    body: bytes,
+    rate: float,
+    seconds: float,
+    workers: _Workers,
+    cell: CellResult,
+    pids: dict[str, int],
+    *,
+    max_in_flight: int = 128,
+    drain_s: float | None = None,
+) -> None:
+    """Offer ``rate`` requests per second at ``ep`` for ``seconds`` (open loop); add to
+    ``cell``.
+
+    Request ``i`` is due at ``start + i / rate`` whether or not earlier ones have answered;
+    at most ``max_in_flight`` are in flight and later ones wait their turn in order. Latency
+    counts from the due time, so a server that falls behind shows the queue it causes
+    (coordinated omission corrected, as wrk2 does); ``cell.service`` keeps the time from the
+    actual send. Connections are taken last-used-first, so a light load keeps using the few
+    warm ones it needs. Requests still waiting ``drain_s`` (default: ``seconds``, at least
+    5 s) after the last due time are not sent: they count as ``xfed.Overloaded`` errors,
+    which bounds the run when the offered rate is above what the federation can serve.
+    """
+    headers = [("Content-Type", "application/octet-stream")]
+    if ep.client is not None:
+        headers.append(("X-Road-Client", ep.client))
+    expect = len(body)
+    seg = Histogram()
+    errors_before = cell.errors
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    count = max(1, math.floor(seconds * rate))
+    start = trio.current_time()
+    give_up = start + (count - 1) / rate + (max(5.0, seconds) if drain_s is None else drain_s)
+    slots = trio.Semaphore(max_in_flight)  # trio wakes waiters in arrival (due) order
+    free: list[int] = []  # indices of idle connections, most recently used last
+    opened = 0
+
+    async def one(due: float) -> None:
+        nonlocal opened
+        async with slots:
+            if trio.current_time() > give_up:
+                cell.add_error("xfed.Overloaded (not sent: the queue did not drain)")
+                return
+            if free:
+                i = free.pop()
+            else:
+                i, opened = opened, opened + 1
+            client = workers.get(ep.mode, i)
+            t0 = trio.current_time()
+            try:
+                resp = await client.request(
+                    ep.host, ep.port, "POST", ep.path, headers=headers, body=body
+                )
+            except TransportError as exc:
+                cell.add_error(f"xfed.TransportError: {str(exc)[:80]}")
+                return
+            finally:
+                free.append(i)
+            end = trio.current_time()
+            if _check_answer(resp, expect, cell):
+                seg.record_s(end - due)
+                cell.service.record_s(end - t0)
+
+    async with trio.open_nursery() as nursery:
+        for k in range(count):
+            due = start + k / rate
+            await trio.sleep_until(due)
+            nursery.start_soon(one, due)
+    elapsed = trio.current_time() - start
+    _add_cpu(cell, pids, cpu0)
+    cell.hist.merge(seg)
+    cell.requests += seg.count + (cell.errors - errors_before)
+    cell.elapsed_s += elapsed
+    cell.round_rps.append(seg.count / elapsed if elapsed > 0 else 0.0)
+    cell.round_p50_ms.append(seg.percentile_ms(50))
+    cell.connections = max(cell.connections, opened)
+
+
+def _add_cpu(cell: CellResult, pids: dict[str, int], cpu0: dict[str, float | None]) -> None:
+    for name, pid in pids.items():
+        a, b = cpu0[name], cpu_seconds(pid)
+        if a is not None and b is not None:
+            cell.cpu_s[name] = cell.cpu_s.get(name, 0.0) + (b - a)
 
 
 # --------------------------------------------------------------------------- the session
@@ -405,6 +529,12 @@ async def measure(
         for c in config.concurrency
         for m in config.modes
     }
+    rate_cells: dict[tuple[int, float, str], CellResult] = {
+        (p, r, m): CellResult(offered_rps=r)
+        for p in config.payloads
+        for r in config.rates
+        for m in config.modes
+    }
     bodies = {p: make_payload(p) for p in config.payloads}
     seg_s = config.duration_s / config.rounds
     workers = _Workers(config.timeout_s)
@@ -434,7 +564,7 @@ async def measure(
                     raise BenchError(
                         f"warm-up of {m} failed: {scratch.errors} errors ({scratch.error_types})"
                     )
-        total = len(cells) * config.rounds
+        total = (len(cells) + len(rate_cells)) * config.rounds
         done = 0
         for r in range(config.rounds):
             k = r % len(config.modes)
@@ -447,24 +577,45 @@ async def measure(
                             eps[m], bodies[p], c, seg_s, workers, cells[(p, c, m)], pids
                         )
                         done += 1
+                for rate in config.rates:
+                    for m in order:
+                        await wan.set(m == "cross_wan")
+                        await run_rate_segment(
+                            eps[m],
+                            bodies[p],
+                            rate,
+                            seg_s,
+                            workers,
+                            rate_cells[(p, rate, m)],
+                            pids,
+                            max_in_flight=config.max_in_flight,
+                        )
+                        done += 1
             say(
                 f"round {r + 1}/{config.rounds} done ({done}/{total} segments, "
                 f"{time.perf_counter() - started:.0f} s)"
             )
-    return _result(config, cells, manifest, time.perf_counter() - started)
+    return _result(config, cells, rate_cells, manifest, time.perf_counter() - started)
 
 
 def _ckey(c: int) -> str:
     return f"c{c}"
 
 
+def _rkey(rate: float) -> str:
+    """``r300`` for a fixed-rate cell of 300 requests per second (``r12.5``: 12.5/s)."""
+    return f"r{int(rate)}" if rate.is_integer() else f"r{rate!r}"
+
+
 def _result(
     config: BenchConfig,
     cells: dict[tuple[int, int, str], CellResult],
+    rate_cells: dict[tuple[int, float, str], CellResult],
     manifest: dict[str, Any],
     wall_s: float,
 ) -> dict[str, Any]:
     summaries = {k: v.summary() for k, v in cells.items()}
+    rate_summaries = {k: v.summary() for k, v in rate_cells.items()}
     lo, hi, main = config.latency_concurrency, config.saturating_concurrency, config.main_payload
     modes: dict[str, Any] = {}
     for m in config.modes:
@@ -475,9 +626,11 @@ def _result(
         }
         for p in config.payloads:
             entry["payloads"][str(p)] = {_ckey(c): summaries[(p, c, m)] for c in config.concurrency}
+            for r in config.rates:
+                entry["payloads"][str(p)][_rkey(r)] = rate_summaries[(p, r, m)]
         modes[m] = entry
     ratios = _ratios(config, summaries)
-    errors = sum(s["errors"] for s in summaries.values())
+    errors = sum(s["errors"] for s in (*summaries.values(), *rate_summaries.values()))
     try:
         load_end = [round(x, 2) for x in os.getloadavg()]
     except OSError:
@@ -489,6 +642,8 @@ def _result(
             "rounds": config.rounds,
             "segment_s": config.duration_s / config.rounds,
             "concurrency": list(config.concurrency),
+            "rates": list(config.rates),
+            "max_in_flight": config.max_in_flight,
             "latency_concurrency": lo,
             "saturating_concurrency": hi,
             "payloads": list(config.payloads),
@@ -501,8 +656,9 @@ def _result(
             "timestamping_interval_s": manifest["instances"]["EE"]["timers"].get(
                 "timestamping_interval_s"
             ),
-            "load_generator": "closed loop, federation.http.HttpClient (h11), "
-            "one keep-alive connection per worker",
+            "load_generator": "closed loop (cN cells) and fixed rate (rN cells, latency from "
+            "the intended send time), federation.http.HttpClient (h11), one keep-alive "
+            "connection per worker",
             "request": "POST .../echo?raw=1, the payload both ways",
         },
         "modes": modes,
@@ -667,15 +823,16 @@ def render_table(result: dict[str, Any]) -> str:
         }
     )
     head = (
-        f"{'payload':>8} {'conc':>4} {'mode':<10} {'p50':>7} {'p95':>7} {'p99':>7} "
+        f"{'payload':>8} {'load':>6} {'mode':<10} {'p50':>7} {'p95':>7} {'p99':>7} "
         f"{'max':>7} {'rps':>7} {'err':>4}  cpu ms/req " + " ".join(f"{p:>7}" for p in procs)
     )
     lines.append(head)
     lines.append("-" * len(head))
+    loads = [_ckey(c) for c in cfg["concurrency"]] + [_rkey(r) for r in cfg.get("rates", [])]
     for p in cfg["payloads"]:
-        for c in cfg["concurrency"]:
+        for load in loads:
             for mode in cfg["modes"]:
-                s = result["modes"][mode]["payloads"][str(p)][_ckey(c)]
+                s = result["modes"][mode]["payloads"][str(p)][load]
                 cpu = " ".join(
                     f"{s['cpu_ms_per_req'].get(k) or 0:7.3f}"
                     if s["cpu_ms_per_req"].get(k) is not None
@@ -683,12 +840,16 @@ def render_table(result: dict[str, Any]) -> str:
                     for k in procs
                 )
                 lines.append(
-                    f"{_fmt_bytes(p):>8} {c:>4} {mode:<10} {s['p50_ms']:7.2f} {s['p95_ms']:7.2f} "
-                    f"{s['p99_ms']:7.2f} {s['max_ms']:7.1f} {s['rps']:7.0f} {s['errors']:>4}  "
+                    f"{_fmt_bytes(p):>8} {load:>6} {mode:<10} {s['p50_ms']:7.2f} "
+                    f"{s['p95_ms']:7.2f} {s['p99_ms']:7.2f} {s['max_ms']:7.1f} {s['rps']:7.0f} "
+                    f"{s['errors']:>4}  "
                     f"{'':10} {cpu}"
                 )
         lines.append("")
-    lines.append("latency in ms; rps = completed requests per second")
+    lines.append(
+        "latency in ms; rps = completed requests per second; load cN = N requests in flight "
+        "(closed loop), rN = N requests per second offered (latency from the intended send)"
+    )
     lines.append("")
     lines.append("targets (1 KB):")
     for name, t in result["targets"].items():
@@ -710,18 +871,21 @@ def write_plot(result: dict[str, Any], out: Path) -> None:
             "(or the project's 'plot' extra: pip install -e '.[plot]')"
         ) from None
     cfg = result["config"]
-    payloads, concs = cfg["payloads"], cfg["concurrency"]
+    payloads = cfg["payloads"]
+    loads = [(_ckey(c), f"concurrency {c}") for c in cfg["concurrency"]] + [
+        (_rkey(r), f"{r:g} requests/s offered") for r in cfg.get("rates", [])
+    ]
     fig, axes = plt.subplots(
         len(payloads),
-        len(concs),
-        figsize=(5.5 * len(concs), 3.8 * len(payloads)),
+        len(loads),
+        figsize=(5.5 * len(loads), 3.8 * len(payloads)),
         squeeze=False,
     )
     for i, p in enumerate(payloads):
-        for j, c in enumerate(concs):
+        for j, (load, title) in enumerate(loads):
             ax = axes[i][j]
             for mode in cfg["modes"]:
-                s = result["modes"][mode]["payloads"][str(p)][_ckey(c)]
+                s = result["modes"][mode]["payloads"][str(p)][load]
                 h = Histogram.from_json(s["histogram"])
                 pts = h.cdf_points()
                 if not pts:
@@ -730,7 +894,7 @@ def write_plot(result: dict[str, Any], out: Path) -> None:
                 ys = [y for _, y in pts]
                 ax.step(xs, ys, where="post", label=f"{mode} (p50 {s['p50_ms']:.2f} ms)")
             ax.set_xscale("log")
-            ax.set_title(f"{_fmt_bytes(p)}, concurrency {c}")
+            ax.set_title(f"{_fmt_bytes(p)}, {title}")
             ax.set_xlabel("latency (ms, log)")
             ax.set_ylabel("fraction of requests")
             ax.grid(True, which="both", alpha=0.3)
@@ -754,6 +918,17 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _rate_list(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise BenchError(
+            f"--rate: expected comma-separated requests per second, found {text!r}"
+        ) from None
+
+
 def cmd_bench(args: Any) -> int:
     """``xfed bench``: run, print the table, write ``--json`` / ``--plot``."""
     import json
@@ -762,6 +937,7 @@ def cmd_bench(args: Any) -> int:
     config = BenchConfig(
         duration_s=args.duration,
         concurrency=_int_list(args.concurrency, "--concurrency"),
+        rates=_rate_list(getattr(args, "rate", None)),
         payloads=_int_list(args.payload, "--payload"),
         modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
         rounds=args.rounds,
@@ -772,6 +948,10 @@ def cmd_bench(args: Any) -> int:
         instances=tuple(args.instances) if args.instances else DEFAULT_INSTANCES,
     )
     config.check()
+    for opt, out in (("--json", args.json), ("--plot", args.plot)):
+        # found out before minutes of measuring, not when writing the result
+        if out is not None and not Path(out).resolve().parent.is_dir():
+            raise BenchError(f"{opt} {out}: directory {Path(out).resolve().parent} does not exist")
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
@@ -792,10 +972,13 @@ def cmd_bench(args: Any) -> int:
             raise leaves[0] from None
         raise
     print(render_table(result))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        progress(f"wrote {args.json}")
-    if args.plot is not None:
-        write_plot(result, args.plot)
-        progress(f"wrote {args.plot}")
+    try:
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+            progress(f"wrote {args.json}")
+        if args.plot is not None:
+            write_plot(result, args.plot)
+            progress(f"wrote {args.plot}")
+    except OSError as exc:
+        raise BenchError(f"cannot write the result: {exc}") from None
     return 0 if result["errors_total"] == 0 else 1

@@ -13,7 +13,6 @@ bucket, capped by the exact maximum, as HdrHistogram does. Sans-IO: no clock, no
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -115,7 +114,10 @@ class Histogram:
             return 0
         if p <= 0:
             return self._min
-        rank = max(1, math.ceil(p / 100.0 * self.count))
+        # ceil(p% of count) in integers: p / 100.0 * count in floating point lands just
+        # above a whole number for many counts (99.9% of 1000 -> 999.0000000000001 -> 1000)
+        milli = round(p * 1000)
+        rank = max(1, -(-milli * self.count // 100_000))
         seen = 0
         for idx in sorted(self._counts):
             seen += self._counts[idx]

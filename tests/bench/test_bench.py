@@ -32,6 +32,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config = BenchConfig(
         duration_s=0.3,
         concurrency=(1, 2),
+        rates=(20.0,),
         payloads=(1024,),
         rounds=1,
         warmup_s=0.2,
@@ -51,8 +52,14 @@ def test_json_contract(result: dict[str, Any]) -> None:
             assert got["errors"] == 0, (mode, cell, got)
             assert got["rps"] > 0
         per_payload = result["modes"][mode]["payloads"]["1024"]
-        assert set(per_payload) == {"c1", "c2"}
+        assert set(per_payload) == {"c1", "c2", "r20"}
         assert per_payload["c2"]["requests"] > 0
+        fixed = per_payload["r20"]  # 20/s over one 0.3 s segment: 6 requests, all answered
+        assert fixed["offered_rps"] == 20.0
+        assert fixed["requests"] == 6, (mode, fixed)
+        assert fixed["errors"] == 0, (mode, fixed)
+        assert fixed["connections"] >= 1
+        assert fixed["service_ms"]["p50_ms"] <= fixed["p50_ms"]
     ratios = result["ratios"]
     assert ratios["cross_rps_over_direct"] > 0
     assert isinstance(ratios["cross_p50_minus_direct_ms"], float)
@@ -82,6 +89,7 @@ def test_table_names_every_mode_and_target(result: dict[str, Any]) -> None:
     for mode in MODES:
         assert mode in text
     assert "cross_rps_over_direct" in text
+    assert "   r20 cross" in text  # the fixed-rate row
 
 
 def test_cpu_seconds_of_this_process() -> None:
@@ -95,6 +103,7 @@ def _args(**kw: Any) -> argparse.Namespace:
     base: dict[str, Any] = {
         "duration": 1.0,
         "concurrency": "1",
+        "rate": None,
         "payload": "1024",
         "modes": "direct",
         "rounds": 1,
@@ -117,6 +126,9 @@ def _args(**kw: Any) -> argparse.Namespace:
         ({"concurrency": "0"}, "--concurrency"),
         ({"modes": "direct,warp"}, "unknown mode"),
         ({"rounds": 0}, "--rounds"),
+        ({"rate": "10,x"}, "--rate"),
+        ({"rate": "-5"}, "--rate"),
+        ({"json": Path("/nonexistent-dir/out.json")}, "does not exist"),
     ],
 )
 def test_bad_options_are_one_line_errors(kw: dict[str, Any], message: str) -> None:

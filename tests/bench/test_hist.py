@@ -10,7 +10,7 @@ from federation.bench._hist import bucket_bounds, bucket_index
 
 
 def exact_percentile(sorted_us: list[int], p: float) -> int:
-    rank = max(1, math.ceil(p / 100 * len(sorted_us)))
+    rank = max(1, -(-round(p * 1000) * len(sorted_us) // 100_000))  # ceil, in integers
     return sorted_us[rank - 1]
 
 
@@ -67,3 +67,18 @@ def test_empty_histogram() -> None:
     assert h.percentile_us(99) == 0
     assert h.cdf_points() == []
     assert h.percentiles_ms()["max_ms"] == 0
+
+
+def test_nearest_rank_is_exact_for_every_count() -> None:
+    # values 1..n µs (exact buckets): p-th percentile is value ceil(p/100 * n), computed
+    # in integers (in floating point, 99.9% of 1000 is 999.0000000000001)
+    for n in range(1, 2001):
+        h = Histogram()
+        for v in range(1, n + 1):
+            h.record_us(v)
+        for p, milli in ((50, 50_000), (99, 99_000), (99.9, 99_900)):
+            assert h.percentile_us(p) == max(1, -(-milli * n // 100_000)), (n, p)
+    h = Histogram()
+    for v in range(1, 1001):
+        h.record_us(v)
+    assert h.percentile_us(99.9) == 999
