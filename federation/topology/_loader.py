@@ -7,8 +7,9 @@ Unknown keys are errors. Nothing here raises anything else for bad input.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from os import PathLike, fspath
 from typing import Any, NoReturn
 
@@ -30,6 +31,10 @@ from federation.topology._model import (
     SubsystemDef,
 )
 
+MAX_NUMBER = 1e9
+"""The largest timer (seconds, about 31 years) or time scale an instance file may set: larger
+ones overflow the dates computed from them."""
+
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9'()+,\-.=?]+$")
 _PATH_RE = re.compile(r"^/[^\s]*$")
 
@@ -37,8 +42,20 @@ _PATH_RE = re.compile(r"^/[^\s]*$")
 class _Loader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys and reads only true/false as booleans.
 
-    YAML 1.1 reads ``NO`` (Norway's instance id) as ``False``; we do not.
+    YAML 1.1 reads ``NO`` (Norway's instance id) as ``False``; we do not. A scalar that
+    PyYAML cannot convert (a 5000-digit integer, the date ``2024-13-45``) is a YAML error at
+    its line, not a ValueError.
     """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            text = str(node.value)
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {shown!r}: {exc}", node.start_mark
+            ) from None
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -54,6 +71,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
     seen: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a mapping key must be a string (expected a string, found {_kind(key)})",
+                key_node.start_mark,
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -128,11 +152,21 @@ class _Reader:
             self.fail(path, f"expected a non-empty string, found {_kind(node)}", found=node)
         return node.strip()
 
-    def number(self, node: object, path: str, *, positive: bool = True) -> float:
+    def number(
+        self, node: object, path: str, *, positive: bool = True, maximum: float = MAX_NUMBER
+    ) -> float:
         if isinstance(node, bool) or not isinstance(node, int | float):
             self.fail(path, f"expected a number, found {_kind(node)}", found=node)
+        if not (isinstance(node, int) or math.isfinite(node)):
+            self.fail(path, f"expected a finite number, found {node}", found=node)
         if positive and node <= 0:
             self.fail(path, "expected a number > 0", found=node)
+        if node > maximum:
+            if isinstance(node, int) and node >= 10**20:
+                self.fail(
+                    path, f"expected a number <= {maximum:g}, found a {len(str(node))}-digit one"
+                )
+            self.fail(path, f"expected a number <= {maximum:g}, found {node:g}", found=node)
         return float(node)
 
     def instance_id(self, node: object, path: str) -> str:
@@ -481,6 +515,14 @@ def parse_instance(data: object, *, file: str = "<instance>") -> InstanceDef:
             found=timers.timestamping_interval_s,
         )
     time_scale = r.number(top["time_scale"], "time_scale") if "time_scale" in top else 1.0
+    for name, value in timers.scaled(time_scale).to_json().items():
+        if value > MAX_NUMBER:
+            r.fail(
+                "time_scale",
+                f"time_scale {time_scale:g} stretches settings.{name} to {value:g} s, "
+                f"expected at most {MAX_NUMBER:g} s",
+                found=time_scale,
+            )
 
     return InstanceDef(
         instance=inst,

@@ -119,6 +119,25 @@ def test_time_scale_divides_timers() -> None:
         ),
         (lambda d: d.update(time_scale="fast"), "time_scale", "expected a number"),
         (lambda d: d.update(time_scale=0), "time_scale", "> 0"),
+        (lambda d: d.update(time_scale=float("nan")), "time_scale", "finite number, found nan"),
+        (lambda d: d.update(time_scale=float("inf")), "time_scale", "finite number, found inf"),
+        (lambda d: d.update(time_scale=10**400), "time_scale", "found a 401-digit one"),
+        (lambda d: d.update(time_scale=1e300), "time_scale", "<= 1e+09, found 1e+300"),
+        (
+            lambda d: d.update(time_scale=1e-9),
+            "time_scale",
+            "stretches settings.conf_expire_s to 6e+11 s, expected at most 1e+09 s",
+        ),
+        (
+            lambda d: d.update(settings={"conf_update_s": float("-inf")}),
+            "settings.conf_update_s",
+            "finite number, found -inf",
+        ),
+        (
+            lambda d: d.update(settings={"ocsp_validity_s": 7 * 10**399}),
+            "settings.ocsp_validity_s",
+            "found a 400-digit one",
+        ),
         (
             lambda d: d["members"][0].update(id="EDU/0245437-2"),
             "members[0].id",
@@ -240,6 +259,27 @@ def test_yaml_syntax_error_duplicate_key_and_missing_file(tmp_path: Path) -> Non
     top = _write(tmp_path, "list.yaml", "- a\n")
     with pytest.raises(ConfigError, match="expected a mapping, found a list"):
         load_instance(top)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("? [a, b]\n: 1\n", "line 1, column 3: a mapping key must be a string (expected a "
+         "string, found a list)"),
+        ("instance: FI\n? {a: 1}\n: x\n", "line 2, column 3: a mapping key must be a string"),
+        ("time_scale: " + "9" * 5000 + "\n", "line 1, column 13: cannot read '999"),
+        ("instance: 2024-13-45\n", "line 1, column 11: cannot read '2024-13-45': month must"),
+    ],
+)  # fmt: skip
+def test_yaml_that_pyyaml_cannot_construct(tmp_path: Path, text: str, words: str) -> None:
+    p = _write(tmp_path, "odd.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_instance(p)
+    message = str(info.value)
+    assert message.startswith(f"{p}: invalid YAML: ")
+    assert words in message
+    assert "\n" not in message
+    assert "9" * 100 not in message
 
 
 def test_norway_is_not_false(tmp_path: Path) -> None:
