@@ -257,13 +257,13 @@ def _parse_allowed(r: _Reader, node: object, path: str, instance: str) -> Allowe
     out: list[str] = []
     for i, item in enumerate(node):
         inst = r.instance_id(item, _join(path, i))
-        if inst == instance:
+        if inst.upper() == instance.upper():
             r.fail(
                 _join(path, i),
                 "a security server cannot federate with its own instance",
                 found=inst,
             )
-        if inst not in out:
+        if inst.upper() not in (o.upper() for o in out):
             out.append(inst)
     return AllowedFederations(instances=tuple(out))
 

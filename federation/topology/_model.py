@@ -55,15 +55,16 @@ class MemberDef:
 class AllowedFederations:
     """A security server's ``[configuration-client] allowed-federations``.
 
-    ``all`` admits every partner the central server trusts; otherwise only ``instances``.
-    ``AllowedFederations()`` is X-Road's ``none``.
+    ``all`` admits every partner the central server trusts; otherwise only ``instances``,
+    compared case-insensitively (X-Road documents the setting in lower case:
+    ``allowed-federations=fi,fi-test``). ``AllowedFederations()`` is X-Road's ``none``.
     """
 
     all: bool = False
     instances: tuple[str, ...] = ()
 
     def admits(self, instance: str) -> bool:
-        return self.all or instance in self.instances
+        return self.all or instance.upper() in (i.upper() for i in self.instances)
 
     def __str__(self) -> str:
         if self.all:

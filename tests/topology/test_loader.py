@@ -139,6 +139,11 @@ def test_time_scale_divides_timers() -> None:
             "found a 400-digit one",
         ),
         (
+            lambda d: d["security_servers"][0].update(allowed_federations=["fi"]),
+            "security_servers[0].allowed_federations[0]",
+            "cannot federate with its own instance",
+        ),
+        (
             lambda d: d["members"][0].update(id="EDU/0245437-2"),
             "members[0].id",
             "member class 'EDU' is not declared",
@@ -280,6 +285,18 @@ def test_yaml_that_pyyaml_cannot_construct(tmp_path: Path, text: str, words: str
     assert words in message
     assert "\n" not in message
     assert "9" * 100 not in message
+
+
+def test_allowed_federations_compare_case_insensitively() -> None:
+    """X-Road documents ``allowed-federations=fi,fi-test`` in lower case."""
+    data = copy.deepcopy(BASE)
+    data["security_servers"][0]["allowed_federations"] = ["ee", "EE", "lv-test"]
+    allowed = parse_instance(data, file="fi.yaml").security_servers[0].allowed_federations
+    assert allowed.instances == ("ee", "lv-test")
+    assert allowed.admits("EE")
+    assert allowed.admits("LV-TEST")
+    assert allowed.admits("ee")
+    assert not allowed.admits("LV")
 
 
 def test_norway_is_not_false(tmp_path: Path) -> None:
