@@ -8,6 +8,7 @@ at is the message's signing time or the token's genTime).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -204,6 +205,67 @@ def _responder_is(resp: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     return resp.responder_name == cert.subject
 
 
+def _response_problem(
+    i: int,
+    der: bytes,
+    issuer: x509.Certificate,
+    approved_responders: Sequence[x509.Certificate] | None,
+) -> str | None:
+    """What is wrong with an OCSP response that ``check_ocsp_response`` accepted: a
+    non-DER signature field or embedded certificate, or a responder not approved."""
+    resp = ocsp.load_der_ocsp_response(der)
+    try:
+        basic = asn1_ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
+        if basic["signature"].contents[:1] != b"\x00":
+            raise CheckFailed(f"OCSP response {i}: the signature field is not DER")
+        for c in resp.certificates:
+            check_cert_encoding(c, f"OCSP response {i}")
+    except CheckFailed as exc:
+        return str(exc)
+    if approved_responders is not None:
+        if not (
+            _responder_is(resp, issuer) or any(_responder_is(resp, c) for c in approved_responders)
+        ):
+            return f"response {i} is signed by a responder that is not approved for the CA"
+    return None
+
+
+def _revoked_by(
+    i: int,
+    der: bytes,
+    *,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    at: float,
+    approved_responders: Sequence[x509.Certificate] | None,
+) -> str | None:
+    """Why ``cert`` was revoked at ``at``, when response ``i`` authentically says so (a
+    revocation time at or before ``at``), however old or new the response is: freshness
+    matters for a GOOD answer, not for a proof of revocation."""
+    try:
+        issued = [r.this_update_utc.timestamp() for r in ocsp.load_der_ocsp_response(der).responses]
+        status = check_ocsp_response(
+            der,
+            cert,
+            issuer,
+            now=max([at, *issued]),
+            freshness_s=math.inf,
+            trusted_responder_issuer=issuer,
+            verify_next_update=False,
+        )
+        if _response_problem(i, der, issuer, approved_responders) is not None:
+            return None
+    except Exception:  # not an authentic answer about cert: the GOOD pass reports it
+        return None
+    when = status.revocation_time
+    if status.status != "revoked" or when is None or when > at:
+        return None
+    return (
+        f"response {i}: certificate is REVOKED since {_iso(when)} ({status.reason}), "
+        f"at or before the signing time {_iso(at)}"
+    )
+
+
 def check_ocsp(
     responses: Sequence[bytes],
     *,
@@ -214,8 +276,15 @@ def check_ocsp(
     approved_responders: Sequence[x509.Certificate] | None,
 ) -> str:
     """One of ``responses`` is about ``cert``, signed by the CA or an approved (or, without
-    an approved list, a delegated) responder, GOOD and fresh at ``at`` (the signing time).
-    Returns a description of the response that holds."""
+    an approved list, a delegated) responder, GOOD and fresh at ``at`` (the signing time),
+    and none of them (of any age) says ``cert`` was revoked at or before ``at``. Returns a
+    description of the GOOD response that holds."""
+    for i, der in enumerate(responses):
+        revoked = _revoked_by(
+            i, der, cert=cert, issuer=issuer, at=at, approved_responders=approved_responders
+        )
+        if revoked is not None:
+            raise CheckFailed(revoked)
     errors: list[str] = []
     for i, der in enumerate(responses):
         try:
@@ -227,25 +296,10 @@ def check_ocsp(
                 continue
             errors.append(f"response {i}: {exc}")
             continue
-        resp = ocsp.load_der_ocsp_response(der)
-        try:
-            basic = asn1_ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
-            if basic["signature"].contents[:1] != b"\x00":
-                raise CheckFailed(f"OCSP response {i}: the signature field is not DER")
-            for c in resp.certificates:
-                check_cert_encoding(c, f"OCSP response {i}")
-        except CheckFailed as exc:
-            errors.append(str(exc))
+        problem = _response_problem(i, der, issuer, approved_responders)
+        if problem is not None:
+            errors.append(problem)
             continue
-        if approved_responders is not None:
-            if not (
-                _responder_is(resp, issuer)
-                or any(_responder_is(resp, c) for c in approved_responders)
-            ):
-                errors.append(
-                    f"response {i} is signed by a responder that is not approved for the CA"
-                )
-                continue
         if status.status != "good":
             when = (
                 f" since {_iso(status.revocation_time)} ({status.reason})"

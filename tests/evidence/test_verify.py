@@ -24,6 +24,7 @@ from federation.evidence import (
     verify_container,
 )
 from federation.evidence._checks import (
+    CheckFailed,
     check_ocsp,
     check_signature_value,
     check_signer_chain,
@@ -602,3 +603,39 @@ def test_ocsp_freshness_option_is_honoured(run: FakeRun) -> None:
     assert verify_container(data, trust=cas(run)).ok
     strict = verify_container(data, trust=cas(run), ocsp_freshness_s=60)
     assert failed_checks(strict) == {"request OCSP"}
+
+
+# --- OCSP: a revocation anywhere in the container wins over a GOOD answer ---------------------
+
+
+def test_revoked_response_beside_a_good_one_fails(run: FakeRun) -> None:
+    ee = run.kits["EE"]
+    cred = ee.ca.issue_sign(EE_CLIENT.member, now=run.now - 3600)
+    good = ee.ocsp_for(cred, run.now - 900)  # fresh at signing, from before the revocation
+    ee.responder.revoke(cred.cert, run.now - 600, "keyCompromise")
+    revoked = ee.ocsp_for(cred, run.now - 5)
+    revoked_later = ee.ocsp_for(cred, run.now + 3000)  # produced long after signing
+
+    def check(responses: list[bytes], at: float = run.now) -> str:
+        return check_ocsp(
+            responses,
+            cert=cred.cert,
+            issuer=ee.ca.issuer,
+            at=at,
+            freshness_s=3600,
+            approved_responders=[ee.responder.responder.cert],
+        )
+
+    assert check([good]).startswith("GOOD")
+    for responses in ([good, revoked], [revoked, good], [good, revoked_later]):
+        with pytest.raises(CheckFailed, match=r"REVOKED since .*keyCompromise.* at or before"):
+            check(responses)
+    # signed before the revocation: the later REVOKED answers do not change that
+    assert check([good, revoked, revoked_later], at=run.now - 700).startswith("GOOD")
+    # a REVOKED answer from a responder the instance does not list proves nothing
+    from federation.pki import OcspResponder, build_ocsp_request
+
+    rogue = OcspResponder(ee.ca, ee.ca.issue_ocsp_responder(now=run.now - 3600))
+    rogue.revoke(cred.cert, run.now - 600, "keyCompromise")
+    rogue_says = rogue.respond(build_ocsp_request(cred.cert, ee.ca.issuer), run.now - 5)
+    assert check([good, rogue_says]).startswith("GOOD")
