@@ -155,6 +155,13 @@ class ConfigurationClient:
                 f"no security server {server_code!r} in instance {definition.instance}",
                 file=definition.source,
             )
+        if anchor.instance != definition.instance:
+            raise ConfigError(
+                f"security server {ss.id} of instance {definition.instance} was given the "
+                f"configuration anchor of instance {anchor.instance}; its configuration client "
+                "needs its own instance's internal anchor",
+                file=definition.source,
+            )
         return cls(
             anchor=anchor,
             admits=ss.allowed_federations.admits,

@@ -343,3 +343,26 @@ async def test_client_with_a_bad_anchor_url_fails_the_download_only(
     assert "Port out of range" in client.status()["globalconf"]["EE"]["last_error"]
     assert isinstance(client._fetcher, HttpFetcher)
     await client._fetcher.aclose()
+
+
+def test_for_security_server_rejects_another_instances_anchor() -> None:
+    from federation.clock import FixedClock
+    from federation.errors import ConfigError
+
+    defs, clock = shipped(), FixedClock(WALL0)
+    net = LocalNet()
+    fi_anchor = central(defs["FI"], net, clock).internal_anchor()
+    with pytest.raises(ConfigError) as info:
+        ConfigurationClient.for_security_server(
+            defs["EE"], "ee-ss1", anchor=fi_anchor, clock=clock, fetcher=net
+        )
+    assert str(info.value) == (
+        f"{defs['EE'].source}: security server EE/GOV/70000001/ee-ss1 of instance EE was given "
+        "the configuration anchor of instance FI; its configuration client needs its own "
+        "instance's internal anchor"
+    )
+    ee_anchor = central(defs["EE"], net, clock).internal_anchor()
+    client = ConfigurationClient.for_security_server(
+        defs["EE"], "ee-ss1", anchor=ee_anchor, clock=clock, fetcher=net
+    )
+    assert client.instance == "EE"
