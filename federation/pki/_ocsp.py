@@ -127,9 +127,20 @@ class OcspResponder:
         when: float,
         reason: str | x509.ReasonFlags = "keyCompromise",
     ) -> Revocation:
-        """Mark a serial (or a certificate of this CA) revoked since ``when``."""
+        """Mark a serial (or a certificate of this CA) revoked since ``when``.
+
+        PkiError, and nothing stored, when ``when`` is not a finite time between the
+        years 1 and 9999 (what a response's revocationTime can carry).
+        """
         serial = self.serial_of(target)
-        rev = Revocation(serial, float(int(when)), reason_flag(reason).value)
+        try:
+            seconds = float(int(when))
+            to_datetime(seconds)
+        except (ValueError, OverflowError, OSError):
+            raise PkiError(
+                f"revocation time {when!r} is not a POSIX time of the years 1 to 9999"
+            ) from None
+        rev = Revocation(serial, seconds, reason_flag(reason).value)
         self._revoked[serial] = rev
         return rev
 

@@ -140,9 +140,11 @@ def ocsp_admin_handler(responder: OcspResponder, clock: Clock) -> Handler:
             raise PkiError('JSON body needs "serial" or "cert"')
         if "time" in obj:
             try:
+                if isinstance(obj["time"], bool):
+                    raise TypeError
                 when = float(obj["time"])
-            except (TypeError, ValueError):
-                raise PkiError('"time" must be POSIX seconds') from None
+            except (TypeError, ValueError, OverflowError):
+                raise PkiError(f'"time" must be POSIX seconds, not {obj["time"]!r}') from None
         return serial, str(obj.get("reason", reason)), when
 
     async def handle(req: Request) -> Response:

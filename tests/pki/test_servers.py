@@ -117,6 +117,48 @@ async def test_admin_interface(nursery: trio.Nursery, pki_ec: Pki, pki_foreign: 
         await revoke_remote(f"http://127.0.0.1:{port}/", pki_ec.sign.cert_pem())
 
 
+@pytest.mark.parametrize(
+    "time_json",
+    ['"nan"', '"inf"', "1e400", "-1e400", "1e300", "-1e300", "253402300800", "true", "[1]"],
+)
+async def test_admin_rejects_a_revocation_time_it_cannot_represent(
+    pki_ec: Pki, now: float, time_json: str
+) -> None:
+    """400 saying so, and nothing stored: a stored 1e300 once made GET /status answer 500
+    and every OCSP request for that serial internalError."""
+    from federation.http import Request
+    from federation.pki._server import ocsp_admin_handler
+
+    responder = OcspResponder(pki_ec.ca, pki_ec.ocsp)
+    handle = ocsp_admin_handler(responder, FixedClock(now))
+    serial = pki_ec.sign.cert.serial_number
+    body = f'{{"serial": {serial}, "time": {time_json}}}'.encode()
+    r = await handle(Request("POST", "/revoke", [], body))
+    assert r.status == 400, r.body
+    error = json.loads(r.body)["error"]
+    assert "POSIX" in error
+    assert responder.revocations() == []
+    r = await handle(Request("GET", "/status", [], b""))
+    assert r.status == 200
+    assert json.loads(r.body)["revoked"] == []
+    # the last representable second is fine, and OCSP still answers for it
+    r = await handle(
+        Request("POST", "/revoke", [], f'{{"serial": {serial}, "time": 253402300799}}'.encode())
+    )
+    assert r.status == 200, r.body
+    assert json.loads(r.body)["time"] == "9999-12-31T23:59:59.000Z"
+    resp = responder.respond(build_ocsp_request(pki_ec.sign.cert, pki_ec.ca.issuer), now)
+    assert ocsp_status(resp) == ocsp.OCSPResponseStatus.SUCCESSFUL
+
+
+def test_revoke_rejects_a_time_it_cannot_represent(pki_ec: Pki) -> None:
+    responder = OcspResponder(pki_ec.ca, pki_ec.ocsp)
+    for when in (float("nan"), float("inf"), 1e300, -1e300):
+        with pytest.raises(PkiError, match="not a POSIX time of the years 1 to 9999"):
+            responder.revoke(pki_ec.sign.cert, when)
+    assert responder.revocations() == []
+
+
 async def test_admin_is_not_reachable_through_the_ocsp_url(
     nursery: trio.Nursery, pki_ec: Pki
 ) -> None:
