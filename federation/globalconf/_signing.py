@@ -9,6 +9,7 @@ accepts a signature made with it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -22,6 +23,7 @@ from federation.globalconf._model import cert_to_pem
 from federation.pki import cms_sign_detached, cms_verify_detached
 
 SIGNING_CERT_VALIDITY_S = 20 * 365 * 86400.0
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +35,19 @@ class ConfSigningKey:
 
     @classmethod
     def generate(cls, instance: str, purpose: str, *, now: float) -> ConfSigningKey:
-        """A fresh self-signed key, ``purpose`` being ``internal`` or ``external``."""
+        """A fresh self-signed key, ``purpose`` being ``internal`` or ``external``.
+
+        The subject's C is the instance id's country code (``FI`` of ``FI-TEST``), left out
+        when the id does not start with two letters.
+        """
         key = ec.generate_private_key(ec.SECP256R1())
+        country = instance[:2].upper()
+        rdns = (
+            [x509.NameAttribute(NameOID.COUNTRY_NAME, country)] if _COUNTRY.match(country) else []
+        )
         name = x509.Name(
             [
-                x509.NameAttribute(NameOID.COUNTRY_NAME, instance[:2].upper()),
+                *rdns,
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"{instance} central server"),
                 x509.NameAttribute(
                     NameOID.COMMON_NAME, f"{instance} {purpose} configuration signing"

@@ -35,6 +35,9 @@ MAX_NUMBER = 1e9
 """The largest timer (seconds, about 31 years) or time scale an instance file may set: larger
 ones overflow the dates computed from them."""
 
+MAX_INSTANCE_LEN = 32
+"""Certificate common names (at most 64 characters) include the instance id."""
+
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9'()+,\-.=?]+$")
 _PATH_RE = re.compile(r"^/[^\s]*$")
 
@@ -176,6 +179,13 @@ class _Reader:
                 path,
                 "invalid instance id",
                 expected="letters, digits and - (e.g. EE, FI-TEST)",
+                found=text,
+            )
+        if len(text) > MAX_INSTANCE_LEN:
+            self.fail(
+                path,
+                "instance id too long (certificate names carry it)",
+                expected=f"at most {MAX_INSTANCE_LEN} characters",
                 found=text,
             )
         return text

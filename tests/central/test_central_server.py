@@ -323,3 +323,26 @@ async def test_anchor_upload_with_a_bad_download_url_answers_400() -> None:
     with pytest.raises(GlobalConfError, match=r"cannot download.*Port out of range"):
         await fi.upload_trusted_anchor(bad)
     assert fi.trusted_anchors == ()
+
+
+async def test_one_character_instance_id_serves_its_configuration() -> None:
+    from federation.clock import FixedClock
+    from federation.globalconf import parse_signed_directory, verify_signed_directory
+    from federation.topology import parse_instance
+    from tests.globalconf.fed import WALL0, LocalNet, central
+
+    d = parse_instance(
+        {
+            "instance": "X",
+            "member_classes": ["GOV"],
+            "members": [{"id": "GOV/1", "name": "One"}],
+            "security_servers": [{"code": "x-ss1", "owner": "GOV/1"}],
+        },
+        file="x.yaml",
+    )
+    clock = FixedClock(WALL0)
+    cs = central(d, LocalNet(), clock)
+    ctype, body = cs.current.internal
+    verify_signed_directory(
+        parse_signed_directory(ctype, body), anchor=cs.internal_anchor(), now=WALL0
+    )

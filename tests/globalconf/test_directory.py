@@ -258,3 +258,35 @@ def test_anchor_with_a_bad_download_url_rejected(
     assert text.startswith("ee.json: invalid configuration anchor: $.sources[0].download_url: ")
     assert why in text
     assert text.endswith(f"(expected http://HOST[:PORT]/PATH, found {url!r})")
+
+
+@pytest.mark.parametrize(
+    ("instance", "country"),
+    [("X", None), ("1A", None), ("E1", None), ("FI-TEST", "FI"), ("ee", "EE"), ("A" * 32, "AA")],
+)
+def test_signing_key_for_any_instance_id(instance: str, country: str | None) -> None:
+    """C= is the id's country code when it starts with two letters, absent otherwise (a
+    one-character id once crashed the central server: cryptography wants 2-letter C)."""
+    from cryptography.x509.oid import NameOID
+
+    from federation.globalconf import AnchorSource
+
+    key = ConfSigningKey.generate(instance, "internal", now=NOW)
+    countries = key.cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    assert [a.value for a in countries] == ([country] if country else [])
+    files = [
+        ConfFile(content_identifier=SHARED_PARAMETERS, instance=instance, location="/x", data=b"")
+    ]
+    d = parse_signed_directory(
+        *build_signed_directory(files, expire_date=NOW + 600, serial=1, signer=key)
+    )
+    anchor = ConfigurationAnchor(
+        instance=instance,
+        generated_at=NOW,
+        sources=(
+            AnchorSource(
+                download_url="http://cs.test/internalconf", verification_certs=(key.cert_pem,)
+            ),
+        ),
+    )
+    assert verify_signed_directory(d, anchor=anchor, now=NOW) == key.cert

@@ -119,6 +119,7 @@ def test_time_scale_divides_timers() -> None:
         ),
         (lambda d: d.update(time_scale="fast"), "time_scale", "expected a number"),
         (lambda d: d.update(time_scale=0), "time_scale", "> 0"),
+        (lambda d: d.update(instance="F" * 33), "instance", "at most 32 characters"),
         (lambda d: d.update(time_scale=float("nan")), "time_scale", "finite number, found nan"),
         (lambda d: d.update(time_scale=float("inf")), "time_scale", "finite number, found inf"),
         (lambda d: d.update(time_scale=10**400), "time_scale", "found a 401-digit one"),
