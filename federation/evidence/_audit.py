@@ -36,6 +36,7 @@ from typing import Any
 
 from cryptography import x509
 
+from federation.clock import iso
 from federation.errors import FederationError
 from federation.evidence._checks import (
     CheckFailed,
@@ -102,6 +103,7 @@ class _Rec:
     xroad_id: str
     side: str
     kind: str
+    time: float
     signature_hash: bytes
     signed_data_digest: bytes
     timestamp_id: int | None
@@ -177,9 +179,14 @@ def _audit_log(ref: LogRef, trust: dict[str, _Trust], recs: list[_Rec]) -> dict[
     stamps: dict[int, TimestampRecord] = {}
     missing: list[list[int]] = []
     stamped_up_to = 0
+    last_success: float | None = None
     with log:
         prev: LogRecord | None = None
         try:
+            # when the newest stamp was stored (kept in the log's meta, written with the
+            # stamp's row), read before the stamps: that row must be among them
+            last = log.status()["last_success"]
+            last_success = float(last) if isinstance(last, int | float) else None
             # the time-stamps first: a live log only gains stamps, so a record read after
             # this snapshot that none covers, below the end of its last batch, lost its stamp
             for stamp in log.timestamps():
@@ -211,6 +218,7 @@ def _audit_log(ref: LogRef, trust: dict[str, _Trust], recs: list[_Rec]) -> dict[
                     xroad_id=rec.xroad_id,
                     side=rec.side,
                     kind=rec.kind,
+                    time=rec.time,
                     signature_hash=rec.signature_hash,
                     signed_data_digest=rec.signed_data_digest,
                     timestamp_id=rec.timestamp_id,
@@ -227,7 +235,10 @@ def _audit_log(ref: LogRef, trust: dict[str, _Trust], recs: list[_Rec]) -> dict[
         except LOG_DAMAGED as exc:
             # the records read so far are still audited; the log itself fails the audit
             info["error"] = unreadable(ref, exc)
-    _check_stamps(ref, trust, mine, chains, stamps, stamped_up_to)
+    lost_stamp = last_success
+    if any(ts.stored_at == last_success for ts in stamps.values()):
+        lost_stamp = None
+    _check_stamps(ref, trust, mine, chains, stamps, stamped_up_to, lost_stamp)
     recs.extend(mine.values())
     info.update(
         records=len(mine),
@@ -245,7 +256,9 @@ def _check_stamps(
     chains: dict[int, bytes],
     stamps: dict[int, TimestampRecord],
     stamped_up_to: int,
+    lost_stamp: float | None,
 ) -> None:
+    """``lost_stamp``: when the newest time-stamp was stored, if its row is gone."""
     t = trust.get(ref.instance)
     for ts in stamps.values():
         token_problem: str | None = None
@@ -285,12 +298,19 @@ def _check_stamps(
                 broken_at = i
     # batches are consecutive: a record below the end of the last batch (as first read)
     # that no batch covers lost its time-stamp (a deleted ``timestamps`` row), it does not
-    # await one
+    # await one. When the newest batch's row is deleted, its records lie above the end of
+    # the last batch left, but the log's meta still says when the newest stamp was stored:
+    # a record logged before that lost its stamp too
     for r in mine.values():
         if r.timestamp_id is None and r.id <= stamped_up_to:
             r.problems.append(
                 f"no time-stamp covers this record, though time-stamps cover records up to "
                 f"{stamped_up_to} (a time-stamp is missing)"
+            )
+        elif r.timestamp_id is None and lost_stamp is not None and r.time <= lost_stamp:
+            r.problems.append(
+                f"no time-stamp covers this record, logged before the newest time-stamp was "
+                f"stored ({iso(lost_stamp)}), whose row is missing (a time-stamp is missing)"
             )
 
 

@@ -299,3 +299,37 @@ def test_log_damaged_partway_fails_the_audit(
     assert result["damaged_logs"] == [server]
     assert "database disk image is malformed" in result["logs"][server]["error"]
     assert cmd_audit(argparse.Namespace(run_dir=run.run_dir, json=True)) == 1
+
+
+def test_deleted_newest_timestamp_row_is_not_awaiting_but_failed(run: FakeRun) -> None:
+    run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp(now=run.now + 2)
+    run.exchange(EE_CLIENT, FI_SERVICE, now=run.now + 3)  # after the newest stamp: awaits
+    db = sqlite3.connect(run.kits["EE"].log.path)
+    with db:
+        db.execute("DELETE FROM timestamps WHERE id = 2")  # the newest batch's token
+    db.close()
+    result = audit_run(run.run_dir)
+    ee = [p for p in result["problems"] if p["server"] == "EE/GOV/70000001/ee-ss1"]
+    assert sorted(p["record_id"] for p in ee) == [3, 4]
+    assert all("whose row is missing (a time-stamp is missing)" in p["reasons"][0] for p in ee)
+    assert result["failed"] == 2
+    assert result["awaiting_timestamp"] == 4  # the third exchange's records, both sides
+
+
+def test_deleted_last_client_response_fails_once_stamped(run: FakeRun) -> None:
+    """The client's response is its log's last row: deleted, the exchange looks as if it
+    failed in transit, but the stamp over that row no longer matches the chain."""
+    xid = run.exchange(EE_CLIENT, FI_SERVICE)
+    run.stamp()
+    db = sqlite3.connect(run.kits["EE"].log.path)
+    with db:
+        db.execute("DELETE FROM records WHERE xroad_id = ? AND kind = 'response'", (xid,))
+    db.close()
+    result = audit_run(run.run_dir)
+    assert result["incomplete_ids"] == []
+    assert xid in result["not_clean"]
+    (p,) = [p for p in result["problems"] if p["server"] == "EE/GOV/70000001/ee-ss1"]
+    assert "the stamped value is not the chain value of record 2" in p["reasons"][0]
