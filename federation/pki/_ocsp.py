@@ -9,8 +9,9 @@ What :meth:`OcspResponder.respond` returns (section 2.2/2.3, 4.2.1):
 * ``good``: the CA issued the serial and it is not revoked;
 * ``revoked`` with revocationTime and CRLReason: revoked through :meth:`~OcspResponder.revoke`;
 * ``unknown``: the serial was never issued, or the CertID names another issuer;
-* ``malformedRequest`` (no signed body): the request does not parse, uses a CertID hash
-  algorithm other than SHA-1/SHA-2, or its hashes have the wrong length;
+* ``malformedRequest`` (no signed body): the request does not parse, asks about more than one
+  certificate (cryptography reads only single requests; X-Road sends one per request), uses a
+  CertID hash algorithm other than SHA-1/SHA-2, or its hashes have the wrong length;
 * ``internalError``: anything unexpected (never an exception).
 
 The CertID hash algorithm of the request is echoed (``openssl ocsp`` defaults to SHA-1,
@@ -186,7 +187,9 @@ class OcspResponder:
             nonces = [e.value for e in req.extensions if isinstance(e.value, x509.OCSPNonce)]
         except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):
             return self._malformed
-        if hash_name not in self._hashes or len(name_hash) != alg.digest_size:
+        if hash_name not in self._hashes or not (
+            len(name_hash) == len(key_hash) == alg.digest_size
+        ):
             return self._malformed
         if (name_hash, key_hash) == self._hashes[hash_name]:
             status = self.status_of(serial)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -173,3 +175,38 @@ def test_openssl_request_and_verify(pki: Pki, now: float, tmp_path: Path) -> Non
     assert "Reason: superseded" in out
     parsed = ocsp.load_der_ocsp_response(resp.read_bytes())
     assert parsed.public_bytes(serialization.Encoding.DER) == resp.read_bytes()
+
+
+def _edited_request(pki: Pki, edit: Callable[[Any], None]) -> bytes:
+    """A request for ``pki.sign.cert`` with ``edit`` applied to its asn1crypto requestList."""
+    from asn1crypto import ocsp as asn1_ocsp
+
+    req = asn1_ocsp.OCSPRequest.load(build_ocsp_request(pki.sign.cert, pki.ca.issuer))
+    edit(req["tbs_request"]["request_list"])
+    return req.dump(force=True)
+
+
+@pytest.mark.parametrize("field", ["issuer_name_hash", "issuer_key_hash"])
+def test_cert_id_hash_of_wrong_length_is_malformed(pki_ec: Pki, now: float, field: str) -> None:
+    def shorten(requests: Any) -> None:
+        requests[0]["req_cert"][field] = b"\x01" * 5
+
+    resp = responder(pki_ec).respond(_edited_request(pki_ec, shorten), now)
+    assert ocsp.load_der_ocsp_response(resp).response_status is (
+        ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    )
+
+
+def test_request_for_several_certificates_is_malformed(pki_ec: Pki, now: float) -> None:
+    """Documented in docs/pki.md: one certificate per request, as X-Road asks."""
+    from asn1crypto import ocsp as asn1_ocsp
+
+    def twice(requests: Any) -> None:
+        requests.append(asn1_ocsp.Request.load(requests[0].dump()))
+
+    der = _edited_request(pki_ec, twice)
+    assert len(asn1_ocsp.OCSPRequest.load(der)["tbs_request"]["request_list"]) == 2
+    resp = responder(pki_ec).respond(der, now)
+    assert ocsp.load_der_ocsp_response(resp).response_status is (
+        ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    )
