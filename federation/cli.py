@@ -230,7 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("file", type=Path)
     ve.add_argument("--anchor", action="append", help="configuration anchor (repeatable)")
     ve.add_argument("--ca", action="append", help="CA bundle PEM, [INST=]FILE (repeatable)")
-    ve.add_argument("--ocsp-freshness", type=float, help="seconds (default: from conf or 3600)")
+    ve.add_argument(
+        "--ocsp-freshness",
+        type=float,
+        help="seconds > 0 (default: from conf or 3600; 0 is refused)",
+    )
+    ve.add_argument(
+        "--max-timestamp-delay",
+        type=float,
+        help="largest genTime - signingTime, seconds > 0 (default: the run's acceptable "
+        "time-stamp failure period if stricter, else 14400)",
+    )
     ve.add_argument("--json", action="store_true")
     ve.set_defaults(func=_evidence("cmd_verify"))
     au = evsub.add_parser("audit", help="check every record of every message log of a run")

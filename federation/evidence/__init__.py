@@ -10,7 +10,6 @@
 """
 
 from federation.evidence._audit import audit_run as audit_run
-from federation.evidence._cli import add_parsers as add_parsers
 from federation.evidence._cli import cmd_audit as cmd_audit
 from federation.evidence._cli import cmd_export as cmd_export
 from federation.evidence._cli import cmd_verify as cmd_verify
@@ -31,7 +30,6 @@ __all__ = [
     "Report",
     "TrustStore",
     "Verdict",
-    "add_parsers",
     "audit_run",
     "cmd_audit",
     "cmd_export",

@@ -85,36 +85,3 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for server in result["damaged_logs"]:
         print(f"xfed: error: {result['logs'][server]['error']}", file=sys.stderr)
     return 1 if bad else 0
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """The ``evidence`` sub-commands (the lead may use this or wire them by hand)."""
-    ev = sub.add_parser("evidence", help="export, verify and audit message-log evidence")
-    evsub = ev.add_subparsers(dest="evidence_command", metavar="COMMAND")
-    ex = evsub.add_parser("export", help="one exchange as a zip container (ASiC-E style)")
-    ex.add_argument("--run-dir", type=Path, required=True)
-    ex.add_argument("--id", required=True, help="the X-Road-Id of the exchange")
-    ex.add_argument("--side", choices=["client", "provider"], help="whose log (default client)")
-    ex.add_argument("-o", "--output", type=Path, help="output file (- for stdout)")
-    ex.set_defaults(func=cmd_export)
-    ve = evsub.add_parser("verify", help="verify a container offline")
-    ve.add_argument("file", type=Path)
-    ve.add_argument("--anchor", action="append", help="configuration anchor (repeatable)")
-    ve.add_argument("--ca", action="append", help="CA bundle PEM, [INST=]FILE (repeatable)")
-    ve.add_argument(
-        "--ocsp-freshness",
-        type=float,
-        help="seconds > 0 (default: from conf or 3600; 0 is refused)",
-    )
-    ve.add_argument(
-        "--max-timestamp-delay",
-        type=float,
-        help="largest genTime - signingTime, seconds > 0 (default: the run's acceptable "
-        "time-stamp failure period if stricter, else 14400)",
-    )
-    ve.add_argument("--json", action="store_true")
-    ve.set_defaults(func=cmd_verify)
-    au = evsub.add_parser("audit", help="check every record of every message log of a run")
-    au.add_argument("--run-dir", type=Path, required=True)
-    au.add_argument("--json", action="store_true")
-    au.set_defaults(func=cmd_audit)

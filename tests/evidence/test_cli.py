@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from federation.cli import build_parser
 from federation.errors import ConfigError, FederationError
-from federation.evidence import add_parsers, cmd_audit, cmd_export, cmd_verify
+from federation.evidence import cmd_audit, cmd_export, cmd_verify
 from tests.evidence.fakerun import EE_CLIENT, EE_SERVICE, FI_CLIENT, FI_SERVICE, FakeRun
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="xfed")
-    add_parsers(p.add_subparsers(dest="command"))
-    return p.parse_args(["evidence", *argv])
+    """The real ``xfed`` parser (its commands import their implementation lazily)."""
+    return build_parser().parse_args(["evidence", *argv])
 
 
 def test_export_verify_audit(
@@ -31,7 +31,6 @@ def test_export_verify_audit(
     run.stamp()
     out = tmp_path / "ev.zip"
     args = parse("export", "--run-dir", str(run.run_dir), "--id", xid, "-o", str(out))
-    assert args.func is cmd_export
     assert cmd_export(args) == 0
     assert "client side" in capsys.readouterr().out
 
@@ -226,3 +225,13 @@ def test_duration_options_out_of_range(
     args = parse("verify", str(out), "--ca", str(run.kits["EE"].ca_path), option, value)
     with pytest.raises(ConfigError, match=f"^{option} must be a finite number of seconds > 0"):
         cmd_verify(args)
+
+
+def test_xfed_evidence_verify_takes_every_option(tmp_path: Path) -> None:
+    # the options cmd_verify reads are on the real `xfed evidence verify` command
+    args = parse(
+        "verify", str(tmp_path / "x.zip"), "--ocsp-freshness", "60",
+        "--max-timestamp-delay", "120", "--anchor", "a.json", "--ca", "EE=ca.pem", "--json",
+    )  # fmt: skip
+    assert (args.ocsp_freshness, args.max_timestamp_delay) == (60.0, 120.0)
+    assert (args.anchor, args.ca, args.json) == (["a.json"], ["EE=ca.pem"], True)
