@@ -164,7 +164,9 @@ class TimeStampAuthority:
             req = tsp.TimeStampReq.load(query_der, strict=True)
             native = req.native
             imprint = req["message_imprint"]
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
+            # AttributeError: asn1crypto on a field of an unexpected universal type (certReq
+            # tagged ObjectDescriptor has no .native)
             return _reject("bad_data_format", f"request does not parse: {exc}")
         if native["version"] != "v1":
             return _reject("bad_request", f"unsupported request version {native['version']}")

@@ -213,6 +213,12 @@ def _query(**fields: object) -> bytes:
             "sha256 digest must be 32 bytes",
         ),
         (_query(version=2), "bad_request", "unsupported request version"),
+        (
+            # certReq BOOLEAN (01 01 ff) re-tagged as an ObjectDescriptor (07)
+            _query(cert_req=True).replace(b"\x01\x01\xff", b"\x07\x01\xff"),
+            "bad_data_format",
+            "request does not parse",
+        ),
         (_query(req_policy="1.2.3.4"), "unaccepted_policy", "policy 1.2.3.4 is not offered"),
         (
             _query(
