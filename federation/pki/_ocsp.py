@@ -11,7 +11,8 @@ What :meth:`OcspResponder.respond` returns (section 2.2/2.3, 4.2.1):
 * ``unknown``: the serial was never issued, or the CertID names another issuer;
 * ``malformedRequest`` (no signed body): the request does not parse, asks about more than one
   certificate (cryptography reads only single requests; X-Road sends one per request), uses a
-  CertID hash algorithm other than SHA-1/SHA-2, or its hashes have the wrong length;
+  CertID hash algorithm other than SHA-1/SHA-2, its hashes have the wrong length, or its
+  serial number is negative;
 * ``internalError``: anything unexpected (never an exception).
 
 The CertID hash algorithm of the request is echoed (``openssl ocsp`` defaults to SHA-1,
@@ -190,6 +191,8 @@ class OcspResponder:
         if hash_name not in self._hashes or not (
             len(name_hash) == len(key_hash) == alg.digest_size
         ):
+            return self._malformed
+        if serial < 0:  # RFC 5280 serials are positive; cryptography cannot echo it
             return self._malformed
         if (name_hash, key_hash) == self._hashes[hash_name]:
             status = self.status_of(serial)

@@ -210,3 +210,15 @@ def test_request_for_several_certificates_is_malformed(pki_ec: Pki, now: float) 
     assert ocsp.load_der_ocsp_response(resp).response_status is (
         ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     )
+
+
+def test_negative_serial_is_malformed(pki_ec: Pki, now: float) -> None:
+    from asn1crypto import core
+
+    def negate(requests: Any) -> None:
+        requests[0]["req_cert"]["serial_number"] = core.Integer(-5)
+
+    resp = responder(pki_ec).respond(_edited_request(pki_ec, negate), now)
+    assert ocsp.load_der_ocsp_response(resp).response_status is (
+        ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    )
