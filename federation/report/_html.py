@@ -329,6 +329,37 @@ def render_html(journal: dict[str, Any]) -> str:
             )
         )
         add("</details>")
+        broker = next(
+            (c for c in journal.get("checks") or [] if c.get("name") == "no_central_broker"), None
+        )
+        judged = ((broker or {}).get("figures") or {}).get("links") or {}
+        if judged:
+            add(
+                '<p class="note">no_central_broker, per central link: what it carried during '
+                "the load against at most its configuration downloads (partitions excluded); "
+                "hidden = exchanges that could still have hidden in the allowance.</p>"
+            )
+            add(
+                _table(
+                    ["central link", "bytes", "download", "downloads max", "allowed", "excess",
+                     "hidden"],
+                    [
+                        [
+                            f"<code>{escape(n)}</code>",
+                            _fmt_bytes(v.get("bytes", 0)),
+                            _fmt_bytes(v["download_bytes"]) if "download_bytes" in v else "-",
+                            str(v.get("downloads_max", "-")),
+                            _fmt_bytes(v["expected_max_bytes"])
+                            if "expected_max_bytes" in v
+                            else "-",
+                            _fmt_bytes(v["excess_bytes"]) if "excess_bytes" in v else "not judged",
+                            str(v.get("hidden_exchanges", "-")),
+                        ]
+                        for n, v in sorted(judged.items())
+                    ],
+                    {1, 2, 3, 4, 5, 6},
+                )
+            )  # fmt: skip
     else:
         add('<p class="note">No chaos byte counters were recorded.</p>')
 

@@ -1,19 +1,22 @@
 """Final checks of a run (pure functions over the journal's data; no I/O).
 
 ``no_central_broker``
-    Message data must travel only between security servers. The runner samples the chaos
-    proxies' byte counters once a second and, before starting the load, measures a
-    *baseline* (no exchanges; only configuration downloads and OCSP/TSA traffic) long
-    enough to include a configuration download. Central links are those of kind ``ss-cs``
-    and ``cs-cs``. With ``idle_rate`` the baseline's central bytes per second, the
-    traffic the load adds to central links is
-    ``excess = central_bytes_during_load - idle_rate * load_duration``.
-    The check fails when ``excess > tolerance * ss_ss_bytes_during_load + allowance``
-    (``tolerance`` defaults to 0.05; ``allowance`` is twice the largest one-second burst on
-    central links during the baseline, i.e. one configuration download that fell on the
-    other side of a window edge). Configuration downloads are periodic, so they do not grow
-    with the number of exchanges; a broker would add at least the message bytes again.
-    It also fails when no bytes moved between security servers (nothing to judge).
+    Message data must travel only between security servers; a central server only serves
+    configuration. Judged on every central link (``ss-cs``, ``cs-cs``) on its own, with the
+    chaos proxies' per-link byte counters. Before the load the runner measures a *baseline*
+    (no exchanges) with dense samples, in which each configuration download on a link shows
+    as one burst: the largest burst (plus ``DOWNLOAD_SLACK_BYTES``) is the link's download
+    size. A security server starts a download round at most once per ``conf_update_s``, so
+    while the load runs a link can carry at most ``floor(up / period) + 1`` downloads per
+    interval it was up (partitions excluded) plus one that straddled the start; a ``cs-cs``
+    link carries nothing (partners' configuration is fetched at anchor upload). A link that
+    carried more than that many downloads (plus ``tolerance`` times the run's exchanges of
+    the mean SS<->SS exchange size; default 0) fails the check. The check also fails, as
+    *inconclusive*, when it cannot claim the property: no baseline, a link without a
+    download to size in the baseline, a ``cs-cs`` link that moved bytes with no load, or a
+    link whose allowance left room to hide more than ``MAX_HIDDEN_EXCHANGES`` exchanges
+    (plus the tolerance). Figures per link: bytes, download size, most downloads, excess,
+    ``hidden_exchanges`` (how many exchanges could still have hidden in the allowance).
 
 ``no_lost_messages``, ``evidence_verifies``, ``timestamped``
     Judge the result of an auditor ``audit(run_dir) -> dict`` over the message logs
@@ -47,14 +50,19 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from federation.scenario._manifest import CENTRAL_KINDS
-
 RECORDS_PER_EXCHANGE = 4
-DEFAULT_BROKER_TOLERANCE = 0.05
+DEFAULT_BROKER_TOLERANCE = 0.0
+MAX_HIDDEN_EXCHANGES = 3.0
+"""``no_central_broker`` claims the property only when a leak of this many exchanges (plus
+``tolerance`` times the run's exchanges) through any single central link would fail it."""
+DOWNLOAD_SLACK_BYTES = 32
+"""Allowed growth of one configuration download over the largest seen in the baseline
+(serial numbers and dates in the signed directory gain digits)."""
 
 
 @dataclass(slots=True)
@@ -77,10 +85,12 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """Cumulative bytes per link kind at real time ``t`` (seconds since the run origin)."""
+    """Cumulative bytes per link kind (and per link: upstream + downstream) at real time
+    ``t`` (seconds since the run origin)."""
 
     t: float
     by_kind: Mapping[str, int]
+    by_link: Mapping[str, int] = field(default_factory=dict)
 
 
 def _at(samples: Sequence[Sample], t: float) -> Sample:
@@ -94,8 +104,70 @@ def _at(samples: Sequence[Sample], t: float) -> Sample:
     return best
 
 
-def _central(s: Sample) -> int:
-    return sum(v for k, v in s.by_kind.items() if k in CENTRAL_KINDS)
+def _after(samples: Sequence[Sample], t: float) -> Sample:
+    """The first sample taken at or after ``t`` (the last one if none)."""
+    for s in samples:
+        if s.t >= t - 1e-9:
+            return s
+    return samples[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class CentralLink:
+    """A chaos link to a central server, as ``no_central_broker`` models it.
+
+    ``period_s``: the configuration-download period (``conf_update_s``, wall-clock seconds)
+    of the security server the link starts at; ``None`` for a link that carries nothing
+    once the federation is up (``cs-cs``: a central server downloads a partner's
+    configuration only when an anchor is uploaded). ``down``: wall-clock intervals in which
+    the link was partitioned (it carries nothing then).
+    """
+
+    name: str
+    kind: str
+    period_s: float | None
+    down: tuple[tuple[float, float], ...] = ()
+
+
+def _up_intervals(
+    a: float, b: float, down: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """``[a, b]`` minus the ``down`` intervals."""
+    out = [(a, b)]
+    for d0, d1 in down:
+        nxt = []
+        for u0, u1 in out:
+            if d1 <= u0 or d0 >= u1:
+                nxt.append((u0, u1))
+                continue
+            if d0 > u0:
+                nxt.append((u0, d0))
+            if d1 < u1:
+                nxt.append((d1, u1))
+        out = nxt
+    return [(u0, u1) for u0, u1 in out if u1 > u0]
+
+
+def download_sizes(
+    samples: Sequence[Sample], link: str, a: float, b: float, gap: float
+) -> list[int]:
+    """The bytes of each whole configuration download on ``link`` between ``a`` and ``b``,
+    from densely taken samples. Growth of the counter that starts more than ``gap`` seconds
+    after the start of the previous download begins a new one, so a request and its
+    response that fall into different samples stay one download (downloads on a link are a
+    period apart). A download that begins within ``gap`` of either end may be cut by it and
+    is left out."""
+    inside = [s for s in samples if a - 1e-9 <= s.t <= b + 1e-9]
+    groups: list[tuple[float, int]] = []  # (start, bytes)
+    for x, y in itertools.pairwise(inside):
+        inc = y.by_link.get(link, 0) - x.by_link.get(link, 0)
+        if inc <= 0:
+            continue
+        if not groups or y.t - groups[-1][0] > gap:
+            groups.append((x.t, inc))
+        else:
+            groups[-1] = (groups[-1][0], groups[-1][1] + inc)
+    return [n for t0, n in groups if t0 >= a + gap and t0 + gap <= b]
 
 
 def check_no_central_broker(
@@ -103,70 +175,131 @@ def check_no_central_broker(
     *,
     baseline: tuple[float, float] | None,
     load: tuple[float, float] | None,
-    tolerance: float | None = None,
+    links: Sequence[CentralLink],
     exchanges: int = 0,
+    tolerance: float | None = None,
 ) -> CheckResult:
+    """Judge every central link on its own: it may carry its configuration downloads and
+    nothing else (see the module docstring and docs/scenarios.md)."""
     tol = DEFAULT_BROKER_TOLERANCE if tolerance is None else tolerance
     name = "no_central_broker"
     if len(samples) < 2:
         return CheckResult(name, False, "no chaos byte counters were sampled")
     if load is None or load[1] <= load[0]:
         return CheckResult(name, False, "no load ran, so there is nothing to judge")
-    figures: dict[str, Any] = {"tolerance": tol, "exchanges": exchanges}
-    idle_rate = 0.0
-    allowance = 0
-    if baseline is not None and baseline[1] > baseline[0]:
-        b0, b1 = _at(samples, baseline[0]), _at(samples, baseline[1])
-        span = b1.t - b0.t
-        if span > 0:
-            idle_rate = (_central(b1) - _central(b0)) / span
-        inside = [s for s in samples if b0.t <= s.t <= b1.t]
-        bursts = [_central(b) - _central(a) for a, b in itertools.pairwise(inside)]
-        allowance = 2 * max(bursts, default=0)
-        figures["baseline_s"] = round(span, 3)
-    l0, l1 = _at(samples, load[0]), _at(samples, load[1])
-    duration = max(l1.t - l0.t, 0.0)
-    central = _central(l1) - _central(l0)
-    ss = l1.by_kind.get("ss-ss", 0) - l0.by_kind.get("ss-ss", 0)
-    excess = central - idle_rate * duration
-    limit = tol * ss + allowance
-    figures.update(
-        {
-            "load_s": round(duration, 3),
-            "central_bytes": central,
-            "central_idle_bytes_per_s": round(idle_rate, 1),
-            "central_excess_bytes": round(excess),
-            "allowance_bytes": allowance,
-            "ss_ss_bytes": ss,
-            "limit_bytes": round(limit),
-        }
-    )
-    if exchanges:
-        figures["ss_ss_bytes_per_exchange"] = round(ss / exchanges, 1)
-        figures["central_bytes_per_exchange"] = round(central / exchanges, 1)
-    if ss <= 0:
-        return CheckResult(name, False, "no bytes moved between security servers", figures)
-    if excess > limit:
+    if not links:
+        return CheckResult(name, False, "inconclusive: the federation has no central links")
+    s0, s1 = _at(samples, load[0]), _after(samples, load[1])
+    a, b = s0.t, s1.t
+    ss = s1.by_kind.get("ss-ss", 0) - s0.by_kind.get("ss-ss", 0)
+    figures: dict[str, Any] = {
+        "tolerance": tol,
+        "exchanges": exchanges,
+        "load_s": round(b - a, 3),
+        "ss_ss_bytes": ss,
+    }
+    if ss <= 0 or exchanges <= 0:
+        return CheckResult(
+            name, False, "no exchanges between security servers, nothing to judge", figures
+        )
+    per_exchange = ss / exchanges
+    figures["exchange_bytes"] = round(per_exchange)
+    # a leak of more than this many exchanges on one link must fail the check
+    hidden_max = MAX_HIDDEN_EXCHANGES + tol * exchanges
+    figures["max_hidden_exchanges"] = round(hidden_max, 2)
+    if baseline is None or baseline[1] <= baseline[0]:
         return CheckResult(
             name,
             False,
-            f"central links carried {excess:.0f} bytes beyond their idle rate, more than "
-            f"{tol:.0%} of the {ss} bytes exchanged between security servers",
+            "inconclusive: no baseline was measured, so configuration downloads cannot be sized",
             figures,
         )
-    decisive = ss > limit
-    figures["decisive"] = decisive
-    note = (
-        ""
-        if decisive
-        else f" (not decisive: the {ss} message bytes are within the configuration-download "
-        f"noise of {limit:.0f} bytes; raise the load)"
-    )
+    figures["baseline_s"] = round(baseline[1] - baseline[0], 3)
+    per_link: dict[str, dict[str, Any]] = {}
+    leaks: list[str] = []
+    blind: list[str] = []
+    central = 0
+    for lk in sorted(links, key=lambda x: x.name):
+        got = s1.by_link.get(lk.name, 0) - s0.by_link.get(lk.name, 0)
+        central += got
+        up = _up_intervals(a, b, lk.down)
+        row: dict[str, Any] = {"kind": lk.kind, "bytes": got}
+        if lk.down:
+            row["up_s"] = round(sum(u1 - u0 for u0, u1 in up), 3)
+        if lk.period_s is None:
+            idle = _at(samples, baseline[1]).by_link.get(lk.name, 0) - _at(
+                samples, baseline[0]
+            ).by_link.get(lk.name, 0)
+            downloads, size = 0, 0
+            why = f"{lk.name} carried {idle} bytes in the baseline, with no load" if idle else ""
+        else:
+            sizes = download_sizes(samples, lk.name, *baseline, gap=lk.period_s / 2)
+            row["baseline_downloads"] = len(sizes)
+            size = max(sizes, default=0) + DOWNLOAD_SLACK_BYTES
+            # rounds start at least period_s apart: at most floor(u / period) + 1 in an
+            # interval of length u, plus one that began before the load and ended in it,
+            # plus one per partition (its recorded edges precede the proxies' by the API
+            # call)
+            cuts = sum(1 for d0, d1 in lk.down if d1 > a and d0 < b)
+            downloads = sum(math.floor((u1 - u0) / lk.period_s) + 1 for u0, u1 in up) + 1 + cuts
+            why = (
+                ""
+                if sizes
+                else f"no whole configuration download on {lk.name} in the baseline to size one"
+            )
+        per_link[lk.name] = row
+        if why:  # the model of this link does not hold: not judged
+            blind.append(why)
+            continue
+        expected = downloads * size
+        allowed = expected + tol * exchanges * per_exchange
+        excess = got - expected
+        hidden = (allowed - got) / per_exchange
+        row.update(
+            {
+                "download_bytes": size,
+                "downloads_max": downloads,
+                "expected_max_bytes": expected,
+                "excess_bytes": excess,
+                "hidden_exchanges": round(hidden, 2),
+            }
+        )
+        if got > allowed:
+            leaks.append(
+                f"{lk.name} carried {got} bytes, {excess} more than its at most {downloads} "
+                f"configuration downloads of {size} bytes (~{excess / per_exchange:.1f} "
+                "exchanges)"
+            )
+        elif hidden > hidden_max:
+            blind.append(
+                f"{lk.name} could hide {hidden:.1f} exchanges within its download allowance"
+            )
+    figures["central_bytes"] = central
+    figures["links"] = per_link
+    judged = {k: r for k, r in per_link.items() if "hidden_exchanges" in r}
+    worst = max(judged.items(), key=lambda kv: kv[1]["hidden_exchanges"], default=None)
+    if worst is not None:
+        figures["worst_link"] = worst[0]
+        figures["worst_hidden_exchanges"] = worst[1]["hidden_exchanges"]
+    figures["conclusive"] = not blind
+    if leaks:
+        return CheckResult(
+            name,
+            False,
+            "message-sized traffic through a central server: " + "; ".join(leaks),
+            figures,
+        )
+    if blind or worst is None:
+        return CheckResult(
+            name, False, "inconclusive, cannot claim the property: " + "; ".join(blind), figures
+        )
     return CheckResult(
         name,
         True,
-        f"message data stayed between security servers ({ss} bytes); central links kept "
-        f"their idle rate ({idle_rate:.0f} B/s, excess {max(excess, 0):.0f} B){note}",
+        f"every central link carried only its configuration downloads ({len(per_link)} links, "
+        f"{central} bytes; {ss} bytes between security servers, {per_exchange:.0f} per "
+        f"exchange); at most {worst[1]['hidden_exchanges']:g} exchanges could have hidden on "
+        f"one link ({worst[0]}), so a leak of {hidden_max:g} on any link would have failed",
         figures,
     )
 

@@ -33,10 +33,21 @@ from chaos import FaultClient
 from federation.bench import RequestRecord, Target, run_closed_loop, run_open_loop, send_one
 from federation.bench._load import ClientFactory, default_client_factory, xroad_target
 from federation.errors import ScenarioError
-from federation.scenario._checks import CheckResult, Sample, check_audit, check_no_central_broker
+from federation.scenario._checks import (
+    CentralLink,
+    CheckResult,
+    Sample,
+    check_audit,
+    check_no_central_broker,
+)
 from federation.scenario._faults import FaultApplyError, FaultRunner, Revoker
 from federation.scenario._history import History, stats
-from federation.scenario._manifest import ManifestError, ManifestView, component_role
+from federation.scenario._manifest import (
+    CENTRAL_KINDS,
+    ManifestError,
+    ManifestView,
+    component_role,
+)
 from federation.scenario._model import (
     CallSpec,
     CheckSpec,
@@ -62,6 +73,8 @@ Progress = Callable[[str], None]
 
 JOURNAL_VERSION = 1
 POLL_REAL_S = 0.05
+BASELINE_SAMPLE_REAL_S = 0.05
+BASELINE_PERIODS = 2.5
 EVIDENCE_CHECKS = ("no_lost_messages", "evidence_verifies", "timestamped")
 
 
@@ -289,11 +302,8 @@ class _Run:
                 load_done = trio.Event()
                 if self.sc.load is not None:
                     if self.sc.check("no_central_broker") is not None and self.chaos is not None:
-                        b0 = self.now()
                         self.phase = "baseline (no load)"
-                        await trio.sleep(self._baseline_real_s())
-                        await self._sample_now()
-                        self.baseline = (b0, self.now())
+                        await self._measure_baseline()
                     self.load_window = [self.now()]
                     bg.start_soon(self._load_task, stop, load_done)
                 else:
@@ -322,11 +332,53 @@ class _Run:
                 if self.chaos is not None:
                     await self.chaos.aclose()
 
+    async def _measure_baseline(self) -> None:
+        """Sample the counters densely with no load, so each configuration download on a
+        central link shows as a burst of its own (``no_central_broker`` sizes them)."""
+        await self._sample_now()
+        b0 = self.now()
+        end = b0 + self._baseline_real_s()
+        step = min(BASELINE_SAMPLE_REAL_S, self._conf_period_real_s() / 10)
+        while self.now() < end:
+            await trio.sleep(min(step, max(end - self.now(), 0.0)))
+            await self._sample_now()
+        self.baseline = (b0, self.now())
+
+    def _conf_period_real_s(self) -> float:
+        assert self.view is not None
+        periods = [t.get("conf_update_s") for t in self.view.timers().values()]
+        return min((p for p in periods if p), default=Timers().conf_update_s / self.scale)
+
+    def _central_links(self) -> list[CentralLink]:
+        """The central links with the download period of their source and the intervals in
+        which a partition cut them."""
+        assert self.view is not None
+        timers = self.view.timers()
+        down: dict[str, list[tuple[float, float]]] = {}
+        for w in self.faults.windows if self.faults else []:
+            if w.kind == "partition":
+                end = w.end if w.end is not None else self.now()
+                for t in w.targets:
+                    down.setdefault(t, []).append((w.start, end))
+        out = []
+        for name, lk in sorted(self.view.links.items()):
+            if lk.kind not in CENTRAL_KINDS:
+                continue
+            period = None
+            if lk.kind == "ss-cs":
+                inst = lk.source.split(".", 1)[0]
+                period = timers.get(inst, {}).get("conf_update_s") or (
+                    Timers().conf_update_s / self.scale
+                )
+            out.append(CentralLink(name, lk.kind, period, tuple(down.get(name, ()))))
+        return out
+
     def _baseline_real_s(self) -> float:
         assert self.view is not None
         periods = [t.get("conf_update_s") for t in self.view.timers().values()]
         period = max((p for p in periods if p), default=Timers().conf_update_s / self.scale)
-        return min(max(1.5 * period + 0.25, 1.0), 30.0)
+        # at least one whole download per link away from both ends (download_sizes)
+        return max(BASELINE_PERIODS * period + 0.25, 1.0)
 
     # ---- background tasks -------------------------------------------------------------
     async def _load_task(self, stop: trio.Event, done: trio.Event) -> None:
@@ -368,6 +420,7 @@ class _Run:
             logger.warning("cannot read chaos counters: %s", exc)
             return
         by_kind: dict[str, int] = {}
+        by_link: dict[str, int] = {}
         for name, info in proxies.items():
             st = info.get("stats") or {}
             up, down = int(st.get("bytes_upstream", 0)), int(st.get("bytes_downstream", 0))
@@ -375,7 +428,8 @@ class _Run:
             self.link_last[name] = (up, down)
             kind = self._kind(name)
             by_kind[kind] = by_kind.get(kind, 0) + up + down
-        self.samples.append(Sample(self.now(), by_kind))
+            by_link[name] = up + down
+        self.samples.append(Sample(self.now(), by_kind, by_link))
 
     def _kind(self, name: str) -> str:
         assert self.view is not None
@@ -741,6 +795,7 @@ class _Run:
                 self.samples,
                 baseline=self.baseline,
                 load=load,
+                links=self._central_links(),
                 tolerance=spec.tolerance,
                 exchanges=n_ex,
             )
@@ -858,7 +913,10 @@ class _Run:
         return {
             "kinds": kinds,
             "links": links,
-            "samples": [{"t": round(s.t, 3), "by_kind": dict(s.by_kind)} for s in self.samples],
+            "samples": [
+                {"t": round(s.t, 3), "by_kind": dict(s.by_kind), "by_link": dict(s.by_link)}
+                for s in self.samples
+            ],
             "baseline": list(self.baseline) if self.baseline else None,
         }
 

@@ -11,6 +11,12 @@ partitions, latency and byte counters are real. The client proxy answers:
   when that fails); ``Server.ClientProxy.OutdatedGlobalConf`` once its configuration,
   downloaded through the SS->CS link every ``conf_update_s``, is older than
   ``conf_expire_s``; any error scripted in ``FakeFederation.rules``.
+
+Answers carry a ~6 KB filler, so an exchange is message-sized next to a configuration
+download, as in X-Road. ``FakeFederation(broker_leaks=N)`` makes EE's server a broker for
+its first N cross-border exchanges after ``leak_after`` (real seconds since start): it
+also sends the request through its central-server link and the central server echoes it
+back, as a central broker would carry the message.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ CLIENTS = {
 OWNERS = {"EE": "EE/GOV/70000001", "FI": "FI/GOV/0245437-2"}
 CODES = {"EE": "ee-ss1", "FI": "fi-ss1"}
 CONF = b"x" * 2000
+FILLER = "f" * 6000
 
 
 def xroad_error(kind: str, status: int = 500) -> Response:
@@ -66,6 +73,18 @@ class FakeSS:
                 return xroad_error(error)
         if svc_inst == self.inst:
             return await self.server_proxy(req)
+        fed = self.fed
+        if (
+            self.inst == "EE"
+            and fed.broker_leaks > fed.leaked
+            and trio.current_time() - fed.started >= fed.leak_after
+        ):
+            fed.leaked += 1
+            body = json.dumps({"relay": req.target, "message": FILLER}).encode()
+            try:
+                await self.http.post(self.cs_url + "/relay", content=body)
+            except httpx.HTTPError:
+                pass
         try:
             r = await self.http.request(req.method, self.peer_url + req.target, content=req.body)
         except httpx.HTTPError:
@@ -75,7 +94,8 @@ class FakeSS:
 
     async def server_proxy(self, req: Request) -> Response:
         xid = f"{self.inst}-{next(self.ids)}"
-        return json_response({"income": 42, "served_by": self.inst}, headers=[("X-Road-Id", xid)])
+        body = {"income": 42, "served_by": self.inst, "filler": FILLER}
+        return json_response(body, headers=[("X-Road-Id", xid)])
 
     async def conf_poller(self) -> None:
         while True:
@@ -89,9 +109,20 @@ class FakeSS:
 
 
 class FakeFederation:
-    def __init__(self, *, conf_update_s: float = 0.5, conf_expire_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        conf_update_s: float = 0.5,
+        conf_expire_s: float = 2.0,
+        broker_leaks: int = 0,
+        leak_after: float = 0.0,
+    ) -> None:
         self.conf_update_s = conf_update_s
         self.conf_expire_s = conf_expire_s
+        self.broker_leaks = broker_leaks
+        self.leak_after = leak_after
+        self.leaked = 0
+        self.started = 0.0
         self.rules: list[tuple[str, str, str]] = []  # (client inst, service inst, error)
         self.calls: list[Any] = []
 
@@ -100,6 +131,7 @@ class FakeFederation:
         self, instance_paths: list[Path], run_dir: Path, time_scale: float, seed: int, **kw: Any
     ) -> AsyncIterator[dict[str, Any]]:
         self.calls.append((instance_paths, run_dir, time_scale, seed, kw))
+        self.started = trio.current_time()
         async with trio.open_nursery() as nursery:
             chaos = ChaosServer(seed=seed)
             await nursery.start(chaos.serve, "127.0.0.1", 0)
@@ -118,6 +150,8 @@ class FakeFederation:
                 sh, sp = await nursery.start(serve_http, ss.server_proxy)
 
                 async def cs(req: Request) -> Response:
+                    if req.path == "/relay":  # a broker: the message comes back out
+                        return Response(200, [("Content-Type", "application/json")], req.body)
                     return Response(200, [("Content-Type", "application/octet-stream")], CONF)
 
                 ch, cp = await nursery.start(serve_http, cs)

@@ -342,31 +342,6 @@ def test_default_auditor_is_the_evidence_audit() -> None:
     assert default_auditor() is audit_run
 
 
-def test_no_central_broker_rule() -> None:
-    from federation.scenario._checks import Sample, check_no_central_broker
-
-    def run(per_exchange_central: int) -> tuple[bool, dict[str, Any]]:
-        samples, cs, ss = [], 0, 0
-        for t in range(40):
-            if t % 5 == 0:
-                cs += 3000  # a configuration download every 5 s, load or not
-            if t >= 10:  # load from t=10: 50 exchanges/s of 4 KB between security servers
-                ss += 50 * 4000
-                cs += 50 * per_exchange_central
-            samples.append(Sample(float(t), {"ss-ss": ss, "ss-cs": cs}))
-        r = check_no_central_broker(
-            samples, baseline=(0.0, 10.0), load=(10.0, 39.0), exchanges=1450
-        )
-        return r.passed, r.figures
-
-    passed, figs = run(0)
-    assert passed
-    assert figs["decisive"]
-    passed, figs = run(4000)  # a broker: the message goes through the central server too
-    assert not passed
-    assert figs["central_excess_bytes"] > figs["limit_bytes"]
-
-
 async def test_latency_between_instances_and_partition_from(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

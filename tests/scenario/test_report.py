@@ -84,6 +84,25 @@ def test_report_sections_and_plots() -> None:
     assert not re.search(r"""(src|href)\s*=|url\(|@import|<script|<link""", html)
 
 
+def test_report_shows_the_central_links_the_broker_check_judged() -> None:
+    j = synthetic_journal()
+    j["checks"][0]["figures"] = {
+        "links": {
+            "EE.ee-ss1--FI.cs": {"kind": "ss-cs", "bytes": 33891, "download_bytes": 2639, "downloads_max": 14,
+                                 "expected_max_bytes": 36946, "excess_bytes": -3055, "hidden_exchanges": 0.38},
+            "EE.cs--FI.cs": {"kind": "cs-cs", "bytes": 900},
+        }
+    }  # fmt: skip
+    html = render_html(j)
+    assert "no_central_broker, per central link" in html
+    row = html[html.index("<code>EE.ee-ss1--FI.cs</code>") :].split("</tr>")[0]
+    assert "33.9 KB" in row
+    assert "36.9 KB" in row
+    assert "0.38" in row
+    row = html[html.index("<code>EE.cs--FI.cs</code>") :].split("</tr>")[0]
+    assert "not judged" in row
+
+
 def test_report_of_an_empty_interrupted_run() -> None:
     html = render_html({"status": "interrupted", "scenario": {"name": "x"}})
     assert "INTERRUPTED" in html
