@@ -81,7 +81,9 @@ class SignedDirectory:
     signed_content: bytes
     signature_der: bytes
     signature_algorithm_id: str | None
-    verification_cert_hash: str | None
+    verification_cert_hash: str
+    """base64 SHA-512 of the certificate that verifies the signature (required, as in X-Road:
+    the client finds the anchor certificate by it)."""
 
     def entry(self, content_identifier: str) -> DirectoryEntry | None:
         for e in self.entries:
@@ -277,7 +279,12 @@ def parse_signed_directory(content_type: str, body: bytes) -> SignedDirectory:
                 hash_algorithm_id=h.get("hash-algorithm-id", SHA512_URI),
             )
         )
-    vch = h2.get("verification-certificate-hash")
+    vch = _params(h2.get("verification-certificate-hash", ""))[0]
+    if not vch:
+        raise GlobalConfError(
+            "directory signature has no Verification-certificate-hash header (it names the "
+            "anchor certificate that verifies the signature)"
+        )
     return SignedDirectory(
         expire_date=expire,
         version=version,
@@ -286,7 +293,7 @@ def parse_signed_directory(content_type: str, body: bytes) -> SignedDirectory:
         signed_content=signed,
         signature_der=signature,
         signature_algorithm_id=h2.get("signature-algorithm-id"),
-        verification_cert_hash=_params(vch)[0] if vch else None,
+        verification_cert_hash=vch,
     )
 
 
@@ -310,16 +317,18 @@ def verify_signed_directory(
             f"configuration expired at {iso(directory.expire_date)} (now {iso(now)})",
             instance=inst,
         )
-    certs = [c for s in anchor.sources for c in s.certificates()]
-    if directory.verification_cert_hash is not None:
-        matching = [c for c in certs if cert_hash(c, "sha512") == directory.verification_cert_hash]
-        if not matching:
-            raise GlobalConfError(
-                "directory was signed with a certificate that is not in the anchor "
-                "(Verification-certificate-hash matches none)",
-                instance=inst,
-            )
-        certs = matching
+    certs = [
+        c
+        for s in anchor.sources
+        for c in s.certificates()
+        if cert_hash(c, "sha512") == directory.verification_cert_hash
+    ]
+    if not certs:
+        raise GlobalConfError(
+            "directory was signed with a certificate that is not in the anchor "
+            "(Verification-certificate-hash matches none)",
+            instance=inst,
+        )
     last: GlobalConfError | None = None
     for cert in certs:
         try:

@@ -181,16 +181,26 @@ def test_wrong_signer_and_wrong_instance(keys: dict[str, ConfSigningKey]) -> Non
     good_hash = parse_signed_directory(
         *build_signed_directory(files, expire_date=NOW + 600, serial=1, signer=keys["EEexternal"])
     ).verification_cert_hash
-    assert good_hash is not None
     forged = parse_signed_directory(
         ctype,
         body.replace(
-            parse_signed_directory(ctype, body).verification_cert_hash.encode(),  # type: ignore[union-attr]
+            parse_signed_directory(ctype, body).verification_cert_hash.encode(),
             good_hash.encode(),
         ),
     )
     with pytest.raises(GlobalConfError, match="signature does not verify"):
         verify_signed_directory(forged, anchor=anchor, now=NOW)
+    # a correct signature without the header: X-Road's client finds the certificate by it
+    ctype, body = build_signed_directory(
+        files, expire_date=NOW + 600, serial=1, signer=keys["EEexternal"]
+    )
+    start = body.index(b"Verification-certificate-hash: ")
+    headerless = body[:start] + body[body.index(b"\r\n", start) + 2 :]
+    with pytest.raises(GlobalConfError, match="no Verification-certificate-hash header"):
+        parse_signed_directory(ctype, headerless)
+    empty = body[:start] + b"X-Other: 1" + body[body.index(b"\r\n", start) :]
+    with pytest.raises(GlobalConfError, match="no Verification-certificate-hash header"):
+        parse_signed_directory(ctype, empty)
     # correctly signed, but listing another instance's file
     fi_files = [
         ConfFile(content_identifier=SHARED_PARAMETERS, instance="FI", location="/x", data=b"{}")
