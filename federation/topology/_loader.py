@@ -37,6 +37,8 @@ ones overflow the dates computed from them."""
 
 MAX_INSTANCE_LEN = 32
 """Certificate common names (at most 64 characters) include the instance id."""
+MAX_CN_LEN = 64
+"""Member and server codes are certificate common names (RFC 5280: at most 64 characters)."""
 
 _INSTANCE_RE = re.compile(r"^[A-Za-z0-9'()+,\-.=?]+$")
 _PATH_RE = re.compile(r"^/[^\s]*$")
@@ -320,6 +322,13 @@ def parse_instance(data: object, *, file: str = "<instance>") -> InstanceDef:
         m = r.mapping(node, p, required=("id", "name"), optional=("subsystems",))
         mid = r.local_client(m["id"], f"{p}.id", inst, subsystem=False)
         _check_member_class(r, mid, classes, f"{p}.id")
+        if len(mid.member_code) > MAX_CN_LEN:
+            r.fail(
+                f"{p}.id",
+                "member code too long (it is the signing certificate's CN)",
+                expected=f"at most {MAX_CN_LEN} characters",
+                found=mid.member_code,
+            )
         if any(x.id == mid for x in members):
             r.fail(f"{p}.id", f"duplicate member {mid}")
         subs = _parse_subsystems(r, m["subsystems"], f"{p}.subsystems") if "subsystems" in m else ()
@@ -355,6 +364,13 @@ def parse_instance(data: object, *, file: str = "<instance>") -> InstanceDef:
         code = r.string(m["code"], f"{p}.code")
         if not _INSTANCE_RE.match(code):
             r.fail(f"{p}.code", "invalid server code", found=code)
+        if len(code) > MAX_CN_LEN:
+            r.fail(
+                f"{p}.code",
+                "server code too long (it is the auth certificate's CN)",
+                expected=f"at most {MAX_CN_LEN} characters",
+                found=code,
+            )
         if any(s.code == code for s in servers):
             r.fail(f"{p}.code", f"duplicate security server code {code!r}")
         owner = existing(m["owner"], f"{p}.owner", subsystem=False)

@@ -120,6 +120,16 @@ def test_time_scale_divides_timers() -> None:
         (lambda d: d.update(time_scale="fast"), "time_scale", "expected a number"),
         (lambda d: d.update(time_scale=0), "time_scale", "> 0"),
         (lambda d: d.update(instance="F" * 33), "instance", "at most 32 characters"),
+        (
+            lambda d: d["members"][1].update(id="COM/" + "2" * 65),
+            "members[1].id",
+            "member code too long",
+        ),
+        (
+            lambda d: d["security_servers"][1].update(code="s" * 65),
+            "security_servers[1].code",
+            "server code too long",
+        ),
         (lambda d: d.update(time_scale=float("nan")), "time_scale", "finite number, found nan"),
         (lambda d: d.update(time_scale=float("inf")), "time_scale", "finite number, found inf"),
         (lambda d: d.update(time_scale=10**400), "time_scale", "found a 401-digit one"),
