@@ -89,7 +89,8 @@ class HttpClient:
                 return _Conn(tls, tls.getpeercert(binary_form=True))
         except trio.TooSlowError as exc:
             raise TransportError(f"connect to {host}:{port} timed out") from exc
-        except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+        except (OSError, trio.BrokenResourceError, ssl.SSLError, UnicodeError) as exc:
+            # UnicodeError: a host name IDNA cannot encode (a label over 63 characters...)
             raise TransportError(f"cannot connect to {host}:{port}: {exc}") from exc
 
     async def request(

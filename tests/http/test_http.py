@@ -160,3 +160,15 @@ async def test_client_refuses_a_header_it_cannot_send(nursery: trio.Nursery) -> 
     with pytest.raises(TransportError, match="cannot be sent"):
         await client.request(host, port, "GET", "/", headers=[("X-Bad", "a\r\nb: c")])
     await client.aclose()
+
+
+async def test_a_host_name_that_cannot_be_encoded_is_a_transport_error() -> None:
+    import pytest
+
+    from federation.errors import TransportError
+
+    client = HttpClient()
+    for host in ("a" * 64 + ".example", "\u00e9\u0000x"):
+        with pytest.raises(TransportError, match="cannot connect"):
+            await client.request(host, 80, "GET", "/")  # fixed-port-ok: never connects
+    await client.aclose()
