@@ -87,9 +87,9 @@ class RunResult:
     report_path: Path | None
 
 
-def chained_exchanges(body: bytes) -> list[dict[str, Any]]:
-    """The X-Road exchanges a provider made to answer (once-only): every JSON object in the
-    response body with an ``xroad_id`` string, with its ``service`` and ``status``."""
+def _legs(body: bytes) -> list[dict[str, Any]]:
+    """Every JSON object in ``body`` that reports an X-Road exchange (has an ``xroad_id``
+    key, whatever its value)."""
     try:
         obj = json.loads(body)
     except ValueError:
@@ -98,11 +98,8 @@ def chained_exchanges(body: bytes) -> list[dict[str, Any]]:
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
-            xid = node.get("xroad_id")
-            if isinstance(xid, str) and xid:
-                out.append(
-                    {"xroad_id": xid, "service": node.get("service"), "status": node.get("status")}
-                )
+            if "xroad_id" in node:
+                out.append(node)
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -110,6 +107,30 @@ def chained_exchanges(body: bytes) -> list[dict[str, Any]]:
                 walk(v)
 
     walk(obj)
+    return out
+
+
+def chained_exchanges(body: bytes) -> list[dict[str, Any]]:
+    """The X-Road exchanges a provider made to answer (once-only): every JSON object in the
+    response body with an ``xroad_id`` string, with its ``service`` and ``status``."""
+    return [
+        {"xroad_id": n["xroad_id"], "service": n.get("service"), "status": n.get("status")}
+        for n in _legs(body)
+        if isinstance(n["xroad_id"], str) and n["xroad_id"]
+    ]
+
+
+def broken_legs(body: bytes) -> list[str]:
+    """The exchanges a successful answer reports that did not succeed through X-Road: an
+    object with an ``xroad_id`` key whose id is missing (``null``, empty) or whose status
+    is not 200. An answer that claims an inner leg it did not make through X-Road fails."""
+    out = []
+    for n in _legs(body):
+        xid, status = n["xroad_id"], n.get("status")
+        if not (isinstance(xid, str) and xid):
+            out.append(f"chained leg to {n.get('service')} has no X-Road id ({xid!r})")
+        elif status != 200:
+            out.append(f"chained leg to {n.get('service')} ({xid}) answered {status}")
     return out
 
 
@@ -565,6 +586,8 @@ class _Run:
         for frag in step.body_contains:
             if frag not in text:
                 problems.append(f"body lacks {frag!r}")
+        if step.error is None and (step.status is None or step.status < 400):
+            problems += broken_legs(body)
         return problems
 
     async def _expect(self, step: ExpectStep, res: StepResult) -> None:
@@ -735,24 +758,25 @@ class _Run:
                 )
             await trio.sleep(POLL_REAL_S)
 
-    def _exchanges(self) -> tuple[int, list[str]]:
+    def _exchanges(self) -> tuple[int, list[str], int]:
+        """Successful exchanges, their X-Road ids, and how many of them are inner legs a
+        provider made through X-Road to answer a step's request (``chained`` figures)."""
         ok = [
             r
             for r in self.history.records
             if r.ok and "/" in r.service and not r.service.startswith("/")
         ]
         ids = [r.xroad_id for r in ok if r.xroad_id]
-        # the inner legs a provider made through X-Road to answer a step's request
         inner = {
             c["xroad_id"]
             for st in self.steps
             for c in st.figures.get("chained", ())
             if c.get("status") == 200 and c["xroad_id"] not in ids
         }
-        return len(ok) + len(inner), ids + sorted(inner)
+        return len(ok) + len(inner), ids + sorted(inner), len(inner)
 
     async def _final_checks(self) -> None:
-        n_ex, ids = self._exchanges()
+        n_ex, ids, n_inner = self._exchanges()
         wanted = [c for c in self.sc.checks if c.name in EVIDENCE_CHECKS]
         if wanted:
             audit: Mapping[str, Any] | None = None
@@ -785,6 +809,13 @@ class _Run:
             for c in wanted:
                 r = check_audit(c.name, audit, ok_ids=ids, exchanges=n_ex)
                 r.path = c.path
+                if c.name == "no_lost_messages":
+                    r.figures["chained_exchanges"] = n_inner
+                    if n_inner and r.passed:
+                        r.message += (
+                            f"; {n_inner} of them inner legs a provider made through X-Road "
+                            "(request steps' chained figures)"
+                        )
                 self.checks.append(r)
         spec = self.sc.check("no_central_broker")
         if spec is not None:
