@@ -119,3 +119,28 @@ def histograms_by(records: Iterable[RequestRecord], key: str) -> dict[str, Histo
         k = r.direction if key == "direction" else f"{r.client} -> {r.service}"
         out.setdefault(k, Histogram()).record_s(r.latency_s)
     return out
+
+
+def p50_rise_problems(
+    p50: float | None,
+    base_p50: float | None,
+    *,
+    base: str,
+    min_rise: float | None = None,
+    max_rise: float | None = None,
+) -> list[str]:
+    """Judge the rise of a window's p50 over an earlier window's (``base`` names it): at
+    least ``min_rise`` ms, at most ``max_rise`` ms (either may be negative: a fall)."""
+    if min_rise is None and max_rise is None:
+        return []
+    if p50 is None:
+        return ["p50 rise: no successful request to measure"]
+    if base_p50 is None:
+        return [f"p50 rise: {base} measured no p50 to compare with"]
+    rise = p50 - base_p50
+    out = []
+    if min_rise is not None and rise < min_rise:
+        out.append(f"p50 rose {rise:.1f} ms over {base} ({base_p50:.1f} ms) < {min_rise:g}")
+    if max_rise is not None and rise > max_rise:
+        out.append(f"p50 rose {rise:.1f} ms over {base} ({base_p50:.1f} ms) > {max_rise:g}")
+    return out

@@ -41,7 +41,7 @@ from federation.scenario._checks import (
     check_no_central_broker,
 )
 from federation.scenario._faults import FaultApplyError, FaultRunner, Revoker
-from federation.scenario._history import History, stats
+from federation.scenario._history import History, p50_rise_problems, stats
 from federation.scenario._manifest import (
     CENTRAL_KINDS,
     ManifestError,
@@ -629,12 +629,46 @@ class _Run:
                 problems.append(f"{key} {got:.1f} > {limit:g}")
             elif low and got < limit:
                 problems.append(f"{key} {got:.1f} < {limit:g}")
+        problems += self._p50_rise(step, fig)
         res.passed = not problems
         res.figures = fig
         summary = f"{n} requests, error rate {rate if rate is not None else '-'}"
         if "p99_ms" in fig:
             summary += f", p50 {fig['p50_ms']:.1f} ms, p99 {fig['p99_ms']:.1f} ms"
         res.message = "; ".join(problems) if problems else summary
+
+    def _p50_rise(self, step: ExpectStep, fig: dict[str, Any]) -> list[str]:
+        """The window's p50 against an earlier ``expect`` window's: always recorded against
+        the latest one with the same filter (figure ``p50_vs``); judged against the step
+        named by ``vs`` with ``min_p50_rise_ms`` / ``max_p50_rise_ms``.
+
+        ``vs``, ``min_p50_rise_ms`` and ``max_p50_rise_ms`` are read from the step when the
+        model has them (the loader's schema does not yet: see docs/scenarios.md)."""
+        vs: int | None = getattr(step, "vs", None)
+        min_rise: float | None = getattr(step, "min_p50_rise_ms", None)
+        max_rise: float | None = getattr(step, "max_p50_rise_ms", None)
+        earlier = [
+            (r, r.step)
+            for r in self.steps
+            if isinstance(r.step, ExpectStep) and r.step.index < step.index and r.figures
+        ]
+        if vs is not None:
+            base = next((r for r, st in earlier if st.index == vs), None)
+        else:
+            same = [r for r, st in earlier if st.filter == step.filter]
+            base = same[-1] if same else None
+        p50 = fig.get("p50_ms")
+        if base is None:
+            return [f"p50 rise: no earlier expect window steps[{vs}]"] if vs is not None else []
+        base_p50 = base.figures.get("p50_ms")
+        fig["p50_vs"] = {
+            "step": base.step.path,
+            "p50_ms": base_p50,
+            "rise_ms": None if p50 is None or base_p50 is None else round(p50 - base_p50, 3),
+        }
+        return p50_rise_problems(
+            p50, base_p50, base=base.step.path, min_rise=min_rise, max_rise=max_rise
+        )
 
     def _sliding(
         self, since: float, window_real: float, min_requests: int, flt: Filter
