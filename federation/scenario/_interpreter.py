@@ -207,6 +207,8 @@ class _Run:
         self._ssl: ssl.SSLContext | None = None
         self.error: str | None = None
         self.manifest_summary: dict[str, Any] = {}
+        # records awaiting a time-stamp when a fault that cut a TSA was healed, by fault
+        self.backlogs: dict[str, int | None] = {}
 
     # ---- time -------------------------------------------------------------------------
     def now(self) -> float:
@@ -516,11 +518,16 @@ class _Run:
                     res.message = f"could not apply the fault: {exc}"
             elif isinstance(step, HealStep):
                 assert self.faults is not None
+                names = None if step.all else list(step.names)
+                await self._backlog_at_heal(names, res)
                 try:
-                    healed = await self.faults.heal(
-                        None if step.all else list(step.names), self.now(), step.path
-                    )
+                    healed = await self.faults.heal(names, self.now(), step.path)
                     res.message = "healed " + (", ".join(w.name for w in healed) or "nothing")
+                    if "awaiting_timestamp" in res.figures:
+                        res.message += (
+                            f"; {res.figures['awaiting_timestamp']} records were awaiting a "
+                            "time-stamp"
+                        )
                 except FaultApplyError as exc:
                     res.passed = False
                     res.message = str(exc)
@@ -530,6 +537,34 @@ class _Run:
         if self.progress is not None and res.passed is not None:
             mark = "PASS" if res.passed else "FAIL"
             self.progress(f"  {mark} {step.path} {step.kind}: {res.message}")
+
+    async def _backlog_at_heal(self, names: list[str] | None, res: StepResult) -> None:
+        """Before healing a fault that cut a time-stamping authority, count the records
+        awaiting a time-stamp (the backlog the ``timestamped`` check then sees stamped)."""
+        assert self.faults is not None
+        assert self.view is not None
+        if self.auditor is None or self.sc.check("timestamped") is None:
+            return
+        links = self.view.links
+        cut = [
+            w.name
+            for w in self.faults.active
+            if (names is None or w.name in names)
+            and w.kind == "partition"
+            and any(t in links and links[t].kind == "ss-tsa" for t in w.targets)
+        ]
+        if not cut:
+            return
+        try:
+            audit = await trio.to_thread.run_sync(self.auditor, self.run_dir)
+            backlog: int | None = int(audit.get("unstamped", audit.get("awaiting_timestamp", 0)))
+            res.figures["records"] = audit.get("records")
+        except Exception as exc:  # reported by the timestamped check
+            logger.warning("cannot audit the message logs at the heal: %s", exc)
+            backlog = None
+        res.figures["awaiting_timestamp"] = backlog
+        for name in cut:
+            self.backlogs[name] = backlog
 
     async def _request(self, step: RequestStep, res: StepResult) -> None:
         base = self._target(step.call, f"{step.path}.request")
@@ -843,6 +878,8 @@ class _Run:
             for c in wanted:
                 r = check_audit(c.name, audit, ok_ids=ids, exchanges=n_ex)
                 r.path = c.path
+                if c.name == "timestamped" and self.backlogs:
+                    _judge_backlog(r, self.backlogs)
                 if c.name == "no_lost_messages":
                     r.figures["chained_exchanges"] = n_inner
                     if n_inner and r.passed:
@@ -992,6 +1029,24 @@ class _Run:
             and all(c.passed for c in self.checks)
             and len(self.checks) == len(self.sc.checks)
         )
+
+
+def _judge_backlog(r: CheckResult, backlogs: Mapping[str, int | None]) -> None:
+    """``timestamped`` after a time-stamping outage: the records that were awaiting a
+    time-stamp at the heal must all have been stamped since."""
+    r.figures["backlog_at_heal"] = dict(backlogs)
+    unknown = [n for n, b in backlogs.items() if b is None]
+    if unknown:
+        r.passed = False
+        r.message += f"; the backlog at the heal of {', '.join(unknown)} could not be counted"
+        return
+    total = sum(b for b in backlogs.values() if b is not None)
+    what = ", ".join(f"{b} at the heal of {n}" for n, b in backlogs.items())
+    r.figures["backlog_stamped"] = r.passed
+    if r.passed:
+        r.message += f"; the backlog ({what}) was stamped after the heal"
+    else:
+        r.message += f"; the backlog of {total} records ({what}) was not all stamped"
 
 
 def _cond(step: WaitUntilStep) -> str:

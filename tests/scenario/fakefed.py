@@ -155,10 +155,16 @@ class FakeFederation:
                     return Response(200, [("Content-Type", "application/octet-stream")], CONF)
 
                 ch, cp = await nursery.start(serve_http, cs)
+
+                async def tsa(req: Request) -> Response:
+                    return Response(200, [("Content-Type", "application/timestamp-reply")], b"")
+
+                th, tp = await nursery.start(serve_http, tsa)
                 addr[inst] = {
                     "client": f"http://{h}:{p}",
                     "server": f"{sh}:{sp}",
                     "cs": f"{ch}:{cp}",
+                    "tsa": f"{th}:{tp}",
                 }
             links = manifest["chaos"]["links"]
             for inst, ss in sss.items():
@@ -184,6 +190,15 @@ class FakeFederation:
                     "upstream": addr[inst]["cs"],
                 }
                 ss.cs_url = f"http://{px['listen']}"
+                name = f"{me}--{inst}.tsa"  # nothing uses it: a target for TSA partitions
+                px = await faults.ensure_proxy(name, "127.0.0.1:0", addr[inst]["tsa"])
+                links[name] = {
+                    "kind": "ss-tsa",
+                    "from": me,
+                    "to": f"{inst}.tsa",
+                    "listen": px["listen"],
+                    "upstream": addr[inst]["tsa"],
+                }
                 pki = run_dir / inst
                 pki.mkdir(parents=True, exist_ok=True)
                 (pki / "auth.pem").write_text(f"{inst} auth cert\n")
