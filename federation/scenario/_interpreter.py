@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import ssl
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -32,6 +33,7 @@ import trio
 from chaos import FaultClient
 from federation.bench import RequestRecord, Target, run_closed_loop, run_open_loop, send_one
 from federation.bench._load import ClientFactory, default_client_factory, xroad_target
+from federation.clock import iso, parse_iso
 from federation.errors import ScenarioError
 from federation.scenario._checks import (
     CentralLink,
@@ -75,6 +77,8 @@ JOURNAL_VERSION = 1
 POLL_REAL_S = 0.05
 BASELINE_SAMPLE_REAL_S = 0.05
 BASELINE_PERIODS = 2.5
+OUTDATED_CONF = "Server.ClientProxy.OutdatedGlobalConf"
+EXPIRY_TOLERANCE_REAL_S = 0.05  # clocks of the runner and the security server
 EVIDENCE_CHECKS = ("no_lost_messages", "evidence_verifies", "timestamped")
 
 
@@ -737,6 +741,8 @@ class _Run:
                         res.figures["since_fault_s"] = round((effect - last_fault) * self.scale, 3)
                     tte = res.figures["time_to_effect_s"]
                     res.message = f"{step.error} seen after {tte:.1f} s (scenario time)"
+                    if step.error == OUTDATED_CONF:
+                        self._judge_expiry(rec, res)
                     return
             else:
                 recs = self._sliding(
@@ -771,6 +777,60 @@ class _Run:
             f"{what} not reached within {step.within_s:g} s (scenario time); "
             f"last window: {recent['requests']} requests, {_top(recent['error_types'])}"
         )
+
+    def _own_conf(self, client: str) -> tuple[str, float, float] | None:
+        """``(server, Expire-date, downloaded at)`` of the own-instance configuration the
+        security server serving ``client`` holds, from its ``status.json`` (wall-clock
+        epoch seconds); None when the manifest or the status does not tell."""
+        assert self.view is not None
+        try:
+            _url, comp = self.view.client_url(client)
+        except ManifestError:
+            return None
+        for inst, sid, ss in self.view.servers():
+            if self.view.component_of_server(inst, ss, sid) != comp:
+                continue
+            gdir = ss.get("globalconf_dir")
+            if not gdir:
+                return None
+            try:
+                status = json.loads((Path(gdir) / "status.json").read_text(encoding="utf-8"))
+                own = status["globalconf"][inst]
+                return comp, parse_iso(own["expires"]), parse_iso(own["downloaded_at"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+        return None
+
+    def _judge_expiry(self, rec: RequestRecord, res: StepResult) -> None:
+        """``OutdatedGlobalConf`` only once the configuration expired: the request that
+        got it must not have completed before the Expire-date its client's security server
+        holds (figure ``since_expiry_s``, scenario time; negative: before expiry)."""
+        done_wall = time.time() - (self.now() - rec.t_end)
+        own = self._own_conf(rec.client)
+        if own is None or own[2] > done_wall:
+            # no status, or a newer download since: the expiry that applied is unknown
+            res.figures["since_expiry_s"] = None
+            res.message += "; the expiry it followed is unknown (no status of its server)"
+            return
+        server, expires, downloaded = own
+        since = done_wall - expires
+        res.figures.update(
+            {
+                "server": server,
+                "conf_expires": iso(expires),
+                "conf_downloaded_at": iso(downloaded),
+                "since_expiry_s": round(since * self.scale, 3),
+                "since_download_s": round((done_wall - downloaded) * self.scale, 3),
+            }
+        )
+        if since < -EXPIRY_TOLERANCE_REAL_S:
+            res.passed = False
+            res.message = (
+                f"{OUTDATED_CONF} {-since * self.scale:.1f} s (scenario time) before {server}'s "
+                f"configuration expired ({iso(expires)})"
+            )
+        else:
+            res.message += f", {since * self.scale:.1f} s after {server}'s configuration expired"
 
     # ---- checks -----------------------------------------------------------------------
     async def _steady_state(self, spec: CheckSpec) -> CheckResult:
