@@ -187,11 +187,21 @@ def income(person_id: str, year: int) -> JsonObj:
     }
 
 
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def _whole_number(text: str) -> int | None:
+    """``text`` as a non-negative integer if it is ASCII digits only (``str.isdigit`` also
+    accepts ``²`` or ``٣``, which ``int`` then refuses or reads)."""
+    return int(text) if _ASCII_DIGITS.fullmatch(text) else None
+
+
 async def _tax_income(call: BackendCall) -> tuple[int, JsonObj]:
     year_text = call.params.get("year") or call.arg("year") or "2024"
-    if not year_text.isdigit() or not 1900 <= int(year_text) <= 2100:
+    year = _whole_number(year_text)
+    if year is None or not 1900 <= year <= 2100:
         return 400, {"error": "bad_request", "message": f"invalid year {year_text!r}"}
-    return 200, income(call.params["id"], int(year_text))
+    return 200, income(call.params["id"], year)
 
 
 async def _tax_debt(call: BackendCall) -> tuple[int, JsonObj]:
@@ -281,9 +291,10 @@ async def _echo(call: BackendCall) -> tuple[int, JsonObj] | BackendReply:
     size_text = call.arg("size")
     xroad = {k: v for k, v in call.headers if k.lower().startswith("x-road-")}
     if size_text is not None:
-        if not size_text.isdigit() or int(size_text) > MAX_ECHO:
+        asked = _whole_number(size_text)
+        if asked is None or asked > MAX_ECHO:
             return 400, {"error": "bad_request", "message": f"size must be 0..{MAX_ECHO}"}
-        size = int(size_text)
+        size = asked
     else:
         size = len(call.body)
     out: JsonObj = {

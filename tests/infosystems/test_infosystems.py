@@ -61,6 +61,12 @@ async def test_backends_by_mount_and_direct(nursery: trio.Nursery) -> None:
         )
         r = await http.get(service_url(base, INCOME) + "/persons/1/income?year=abc")
         assert r.status_code == 400
+        # Unicode digits (superscript, Arabic-Indic, fullwidth) pass str.isdigit() but are
+        # not a year: the JSON 400, not a crash
+        for year in ("²⁰²³", "٢٠٢٣", "\uff12\uff10\uff12\uff13", "2023²"):
+            r = await http.get(service_url(base, INCOME) + f"/persons/1/income?year={year}")
+            assert r.status_code == 400, year
+            assert r.json()["error"] == "bad_request"
         # declared endpoints restrict the backend's own routes
         r = await http.get(service_url(base, INCOME) + "/companies/123/debt")
         assert r.status_code == 404
@@ -117,6 +123,10 @@ async def test_echo_sizes_and_headers(nursery: trio.Nursery) -> None:
         assert len(r.content) == 4096
         r = await http.get(url + "?size=-1")
         assert r.status_code == 400
+        for size in ("²", "٣", "\uff11\uff10", "+5", " 5"):
+            r = await http.get(url, params={"size": size})
+            assert r.status_code == 400, size
+            assert r.json()["error"] == "bad_request"
 
 
 async def fake_client_proxy(nursery: trio.Nursery, is_base: str) -> str:
