@@ -328,6 +328,13 @@ def check_audit(
         if k in audit
     }
     figures["journal_exchanges"] = exchanges
+    damaged = list(audit.get("damaged_logs") or [])
+    if damaged:
+        # a log that cannot be read (in part) proves nothing about what it held
+        figures["damaged_logs"] = damaged
+        return CheckResult(
+            name, False, f"message logs that cannot be read: {', '.join(damaged)}", figures
+        )
     records = int(audit.get("records", 0))
     if name == "no_lost_messages":
         orphaned = int(audit.get("orphaned", 0))

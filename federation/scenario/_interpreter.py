@@ -674,18 +674,16 @@ class _Run:
         summary = f"{n} requests, error rate {rate if rate is not None else '-'}"
         if "p99_ms" in fig:
             summary += f", p50 {fig['p50_ms']:.1f} ms, p99 {fig['p99_ms']:.1f} ms"
+        vs_fig = fig.get("p50_vs")
+        if step.vs is not None and vs_fig and vs_fig.get("rise_ms") is not None:
+            summary += f", p50 rise {vs_fig['rise_ms']:+.1f} ms over {vs_fig['step']}"
         res.message = "; ".join(problems) if problems else summary
 
     def _p50_rise(self, step: ExpectStep, fig: dict[str, Any]) -> list[str]:
         """The window's p50 against an earlier ``expect`` window's: always recorded against
         the latest one with the same filter (figure ``p50_vs``); judged against the step
-        named by ``vs`` with ``min_p50_rise_ms`` / ``max_p50_rise_ms``.
-
-        ``vs``, ``min_p50_rise_ms`` and ``max_p50_rise_ms`` are read from the step when the
-        model has them (the loader's schema does not yet: see docs/scenarios.md)."""
-        vs: int | None = getattr(step, "vs", None)
-        min_rise: float | None = getattr(step, "min_p50_rise_ms", None)
-        max_rise: float | None = getattr(step, "max_p50_rise_ms", None)
+        named by ``vs`` with ``min_p50_rise_ms`` / ``max_p50_rise_ms``."""
+        vs, min_rise, max_rise = step.vs, step.min_p50_rise_ms, step.max_p50_rise_ms
         earlier = [
             (r, r.step)
             for r in self.steps

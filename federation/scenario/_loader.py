@@ -13,6 +13,7 @@ documentation: ``docs/scenarios.md``.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,9 +159,11 @@ class _Ctx:
         self, value: object, path: str, *, minimum: float = 0.0, strict: bool = False
     ) -> float:
         bad = isinstance(value, bool) or not isinstance(value, int | float)
+        bad = bad or not math.isfinite(value)  # type: ignore[arg-type]  # .nan, .inf
         if bad or value < minimum or (strict and value == minimum):  # type: ignore[operator]
             op = ">" if strict else ">="
-            self.fail(path, "bad number", f"a number {op} {minimum:g}", _show(value))
+            bound = f"a number {op} {minimum:g}" if math.isfinite(minimum) else "a number"
+            self.fail(path, "bad number", f"a finite {bound[2:]}", _show(value))
         return float(value)  # type: ignore[arg-type]
 
     def fraction(self, value: object, path: str) -> float:
@@ -336,6 +339,7 @@ def _scenario(ctx: _Ctx, data: object, fpath: Path, check_files: bool) -> Scenar
         ctx.fail("steps", "must be a list", "a list of steps", _show(steps_raw))
     steps = [_step(ctx, s, i) for i, s in enumerate(steps_raw)]
     _check_fault_names(ctx, steps)
+    _check_vs(ctx, steps)
     checks_raw = top.get("checks", [])
     if not isinstance(checks_raw, list):
         ctx.fail("checks", "must be a list", "a list of check names", _show(checks_raw))
@@ -786,6 +790,9 @@ def _expect(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> ExpectSte
             "p99_ms",
             "min_p50_ms",
             "min_requests",
+            "vs",
+            "min_p50_rise_ms",
+            "max_p50_rise_ms",
             *_FILTER_KEYS,
         ),
     )
@@ -797,12 +804,31 @@ def _expect(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> ExpectSte
         "p50_ms",
         "p99_ms",
         "min_p50_ms",
+        "min_p50_rise_ms",
+        "max_p50_rise_ms",
     )
     if not any(k in m for k in conds):
         ctx.fail(sp, "nothing to expect", "at least one of " + ", ".join(conds))
 
     def opt_ms(key: str) -> float | None:
         return ctx.number(m[key], _join(sp, key), minimum=0, strict=True) if key in m else None
+
+    def rise_ms(key: str) -> float | None:  # a rise may be negative: a fall
+        return ctx.number(m[key], _join(sp, key), minimum=-math.inf) if key in m else None
+
+    vs = None
+    if "vs" in m:
+        # steps[N] (quoted inside {...}: brackets are YAML flow syntax there) or N
+        raw = m["vs"]
+        ref = None if isinstance(raw, bool) else re.fullmatch(r"steps\[(\d+)\]|(\d+)", str(raw))
+        vs = -1 if ref is None else int(ref.group(1) or ref.group(2))
+        if not 0 <= vs < base["index"]:
+            ctx.fail(_join(sp, "vs"), "bad reference", "an earlier step, steps[N] or N", raw)
+    elif "min_p50_rise_ms" in m or "max_p50_rise_ms" in m:
+        ctx.fail(sp, "a p50 rise needs the window to compare with", "vs: steps[N]")
+    min_rise, max_rise = rise_ms("min_p50_rise_ms"), rise_ms("max_p50_rise_ms")
+    if min_rise is not None and max_rise is not None and min_rise > max_rise:
+        ctx.fail(_join(sp, "max_p50_rise_ms"), "bad range", f"a number >= {min_rise:g}", max_rise)
 
     return ExpectStep(
         window_s=ctx.duration(m["window"], _join(sp, "window")),
@@ -821,12 +847,28 @@ def _expect(ctx: _Ctx, spec: object, sp: str, base: dict[str, Any]) -> ExpectSte
         p50_ms=opt_ms("p50_ms"),
         p99_ms=opt_ms("p99_ms"),
         min_p50_ms=opt_ms("min_p50_ms"),
+        vs=vs,
+        min_p50_rise_ms=min_rise,
+        max_p50_rise_ms=max_rise,
         min_requests=ctx.integer(
             m.get("min_requests", 1), _join(sp, "min_requests"), minimum=0, what="bad count"
         ),
         filter=_filter(ctx, m, sp),
         **base,
     )
+
+
+def _check_vs(ctx: _Ctx, steps: list[Step]) -> None:
+    """``expect.vs`` names an earlier ``expect`` step (the window to compare with)."""
+    for step in steps:
+        if isinstance(step, ExpectStep) and step.vs is not None:
+            if not isinstance(steps[step.vs], ExpectStep):
+                ctx.fail(
+                    _join(step.path, "expect.vs"),
+                    "compares with a step that measures nothing",
+                    "an earlier expect step",
+                    f"steps[{step.vs}] is a {steps[step.vs].kind} step",
+                )
 
 
 def _check_fault_names(ctx: _Ctx, steps: list[Step]) -> None:

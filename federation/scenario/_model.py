@@ -173,6 +173,10 @@ class ExpectStep(StepBase):
     p50_ms: float | None = None
     p99_ms: float | None = None
     min_p50_ms: float | None = None
+    vs: int | None = None
+    """Index of an earlier expect step whose p50 the rise bounds compare with."""
+    min_p50_rise_ms: float | None = None
+    max_p50_rise_ms: float | None = None
     min_requests: int = 1
     filter: Filter = field(default_factory=Filter)
     kind: str = "expect"

@@ -291,6 +291,19 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)\s*=|url\(|@import|<script|<link""", html)
 
 
+def test_every_evidence_check_fails_on_a_damaged_log() -> None:
+    from federation.scenario._checks import check_audit
+
+    audit = {"records": 40, "verified": 40, "awaiting_timestamp": 0, "orphaned": 0,
+             "failed": 0, "exchanges": 10, "complete_exchanges": 10, "not_clean": [],
+             "damaged_logs": ["FI/GOV/0245437-2/fi-ss1"]}  # fmt: skip
+    for name in ("no_lost_messages", "evidence_verifies", "timestamped"):
+        res = check_audit(name, audit, ok_ids=[], exchanges=10)
+        assert not res.passed, name
+        assert "FI/GOV/0245437-2/fi-ss1" in res.message
+        assert check_audit(name, {**audit, "damaged_logs": []}, ok_ids=[], exchanges=10).passed
+
+
 def test_check_audit_with_complete_exchanges() -> None:
     from federation.scenario._checks import check_audit
 

@@ -192,12 +192,41 @@ def test_bad_duration_in_scenario(tmp_path: Path) -> None:
         ),
         ("direction: EE->FI", "direction: EE=>FI", "steps[10].expect.direction", "bad direction"),
         ("seed: 7", "seed: 7\nseed: 8", "seed", "duplicate key"),
+        ("p99_ms: 500,", "p99_ms: .nan,", "steps[10].expect.p99_ms", "a finite number > 0"),
+        ("conf_expire_s: 300", "conf_expire_s: .inf", "settings.conf_expire_s", "finite"),
+        (
+            "p99_ms: 500,",
+            "p99_ms: 500, vs: 'steps[10]',",
+            "steps[10].expect.vs",
+            "an earlier step, steps[N]",
+        ),
+        ("p99_ms: 500,", "vs: 'steps[2]', p99_ms: 500,", "steps[10].expect.vs", "a fault step"),
+        (
+            "p99_ms: 500,",
+            "max_p50_rise_ms: 5,",
+            "steps[10].expect",
+            "needs the window to compare with",
+        ),
+        (
+            "p99_ms: 500,",
+            "vs: 1, min_p50_rise_ms: 9, max_p50_rise_ms: 5,",
+            "steps[10].expect.max_p50_rise_ms",
+            "a number >= 9",
+        ),
     ],
 )
 def test_error_paths(tmp_path: Path, old: str, new: str, path: str, fragment: str) -> None:
     err = error_of(tmp_path, old, new)
     assert err.path == path, str(err)
     assert fragment in str(err)
+
+
+def test_p50_rise_against_an_earlier_window(tmp_path: Path) -> None:
+    text = GOOD.replace("p99_ms: 500,", "vs: 'steps[1]', min_p50_rise_ms: -2, max_p50_rise_ms: 5,")
+    sc = load_scenario(write(tmp_path, text))
+    step = sc.steps[10]
+    assert isinstance(step, ExpectStep)
+    assert (step.vs, step.min_p50_rise_ms, step.max_p50_rise_ms) == (1, -2.0, 5.0)
 
 
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """Relative latency expectations: the rise of a window's p50 over an earlier window's.
 
-The interpreter judges ``vs`` / ``min_p50_rise_ms`` / ``max_p50_rise_ms`` when the step
-carries them; the loader's schema does not have the keys yet, so the tests give them with
-a subclass of the model's ``ExpectStep``."""
+The interpreter judges ``vs`` / ``min_p50_rise_ms`` / ``max_p50_rise_ms`` of an ``expect``
+step (the loader's side is in test_loader.py)."""
 
 from __future__ import annotations
 
@@ -21,20 +20,11 @@ from .fakefed import FakeFederation
 from .test_interpreter import make
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class RelativeExpect(ExpectStep):
-    vs: int | None = None
-    min_p50_rise_ms: float | None = None
-    max_p50_rise_ms: float | None = None
-
-
 def relative(sc: Scenario, index: int, **kw: float | int) -> Scenario:
     old = sc.steps[index]
     assert isinstance(old, ExpectStep)
-    base = {f.name: getattr(old, f.name) for f in dataclasses.fields(ExpectStep)}
-    step = RelativeExpect(**base, **kw)  # type: ignore[arg-type]
     steps = list(sc.steps)
-    steps[index] = step
+    steps[index] = dataclasses.replace(old, **kw)  # type: ignore[arg-type]
     return dataclasses.replace(sc, steps=tuple(steps))
 
 
