@@ -275,6 +275,9 @@ class CellResult:
     """The intended rate of a fixed-rate cell (None: closed loop)."""
     connections: int = 0
     """Fixed-rate cells: the most connections one segment needed."""
+    dispatch_lag: Histogram = field(default_factory=Histogram)
+    """Fixed-rate cells: how late the generator woke for each due time (its own lag,
+    which the latency from the due time includes: epoll sleeps in whole milliseconds)."""
     service: Histogram = field(default_factory=Histogram)
     """Fixed-rate cells: latency from the actual send (without the queueing)."""
 
@@ -311,6 +314,7 @@ class CellResult:
                     "latency_from": "intended send time (coordinated omission corrected)",
                     "service_ms": self.service.percentiles_ms((50, 99)),
                     "connections": self.connections,
+                    "dispatch_lag_ms": self.dispatch_lag.percentiles_ms((50, 99)),
                 }
             ),
         }
@@ -466,6 +470,7 @@ async def run_rate_segment(
         for k in range(count):
             due = start + k / rate
             await trio.sleep_until(due)
+            cell.dispatch_lag.record_s(trio.current_time() - due)
             nursery.start_soon(one, due)
     elapsed = trio.current_time() - start
     _add_cpu(cell, pids, cpu0)

@@ -80,6 +80,8 @@ async def test_under_capacity_latency_is_the_service_time(
     # each request ends 5 ms into its 10 ms slot: one warm connection does it all
     assert cell.connections == 1
     assert len(workers.clients) == 1
+    assert cell.dispatch_lag.count == 200
+    assert cell.dispatch_lag.percentile_ms(100) == 0  # the mock clock wakes on time
     assert cell.round_rps[0] == pytest.approx(100, rel=0.02)
 
 
