@@ -379,13 +379,7 @@ async def run_segment(
     async with trio.open_nursery() as nursery:
         for i in range(concurrency):
             nursery.start_soon(worker, i)
-    elapsed = time.perf_counter() - start
-    _add_cpu(cell, pids, cpu0)
-    cell.hist.merge(seg)
-    cell.requests += seg.count + (cell.errors - errors_before)
-    cell.elapsed_s += elapsed
-    cell.round_rps.append(seg.count / elapsed if elapsed > 0 else 0.0)
-    cell.round_p50_ms.append(seg.percentile_ms(50))
+    _end_segment(cell, seg, time.perf_counter() - start, errors_before, pids, cpu0)
 
 
 def _check_answer(resp: HttpClientResponse, expect: int, cell: CellResult) -> bool:
@@ -472,21 +466,28 @@ async def run_rate_segment(
             await trio.sleep_until(due)
             cell.dispatch_lag.record_s(trio.current_time() - due)
             nursery.start_soon(one, due)
-    elapsed = trio.current_time() - start
-    _add_cpu(cell, pids, cpu0)
+    _end_segment(cell, seg, trio.current_time() - start, errors_before, pids, cpu0)
+    cell.connections = max(cell.connections, opened)
+
+
+def _end_segment(
+    cell: CellResult,
+    seg: Histogram,
+    elapsed: float,
+    errors_before: int,
+    pids: dict[str, int],
+    cpu0: dict[str, float | None],
+) -> None:
+    """Add one segment's latencies, counts, rate and CPU to ``cell``."""
+    for name, pid in pids.items():
+        a, b = cpu0[name], cpu_seconds(pid)
+        if a is not None and b is not None:
+            cell.cpu_s[name] = cell.cpu_s.get(name, 0.0) + (b - a)
     cell.hist.merge(seg)
     cell.requests += seg.count + (cell.errors - errors_before)
     cell.elapsed_s += elapsed
     cell.round_rps.append(seg.count / elapsed if elapsed > 0 else 0.0)
     cell.round_p50_ms.append(seg.percentile_ms(50))
-    cell.connections = max(cell.connections, opened)
-
-
-def _add_cpu(cell: CellResult, pids: dict[str, int], cpu0: dict[str, float | None]) -> None:
-    for name, pid in pids.items():
-        a, b = cpu0[name], cpu_seconds(pid)
-        if a is not None and b is not None:
-            cell.cpu_s[name] = cell.cpu_s.get(name, 0.0) + (b - a)
 
 
 # --------------------------------------------------------------------------- the session
