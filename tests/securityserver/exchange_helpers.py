@@ -30,9 +30,20 @@ EE_PERSON = "EE/GOV/70000001/rr/person"
 
 @asynccontextmanager
 async def federation(
-    tmp_path: Path, *, time_scale: float = 1.0, **settings: float
+    tmp_path: Path,
+    *,
+    time_scale: float = 1.0,
+    instances: list[Path] | None = None,
+    **settings: float,
 ) -> AsyncIterator[Federation]:
-    plan = make_plan(INSTANCES, tmp_path / "run", time_scale=time_scale, settings=settings or None)
+    """EE and FI (or ``instances``) in this trio run; ``settings`` override every
+    instance's timers (X-Road seconds)."""
+    plan = make_plan(
+        instances or INSTANCES,
+        tmp_path / "run",
+        time_scale=time_scale,
+        settings=settings or None,
+    )
     async with open_federation_in_process(plan) as fed:
         yield fed
 
