@@ -408,23 +408,32 @@ def edit_manifest(data: bytes, change: Callable[[dict[str, Any]], None]) -> byte
     return rezip(items, fix_manifest=True)
 
 
-def test_timestamp_long_after_signing_fails(run: FakeRun) -> None:
-    """A genTime long after the (signer-asserted) signingTime: the key holder may have
-    backdated signingTime to one where an older GOOD OCSP response still held."""
+def test_timestamp_long_after_signing_is_reported_and_fails_only_under_a_policy(
+    run: FakeRun,
+) -> None:
+    """A genTime long after the (signer-asserted) signingTime: honest after a long
+    time-stamping outage (the backlog is stamped when the TSA is back), or a backdated
+    signingTime. Reported by default; a failure under --max-timestamp-delay."""
     xid = run.exchange(EE_CLIENT, FI_SERVICE)
     run.stamp(now=run.now + 18000)  # well past the 14400 s default
     data, _ = export_exchange(run.run_dir, xid)
     report = verify_container(data, trust=cas(run))
-    assert failed_checks(report) == {"request time-stamp delay", "response time-stamp delay"}
+    assert report.ok
     v = verdict(report, "request time-stamp delay")
+    assert v.status == "INFO"
     assert "more than 14400 s" in v.message
+    assert "outage" in v.message
     assert "backdated" in v.message
-    assert report.exit_code == 1
-    # a longer outage accepted knowingly
+    strict = verify_container(data, trust=cas(run), max_timestamp_delay_s=600)
+    assert failed_checks(strict) == {"request time-stamp delay", "response time-stamp delay"}
+    assert "backdated" in verdict(strict, "request time-stamp delay").message
+    assert strict.exit_code == 1
     assert verify_container(data, trust=cas(run), max_timestamp_delay_s=20000).ok
-    # an unsigned manifest cannot loosen the limit
+    # an unsigned manifest cannot loosen the reported limit
     loose = edit_manifest(data, lambda m: m.update(timers={"timestamp_failure_period_s": 1e9}))
-    assert "request time-stamp delay" in failed_checks(verify_container(loose, trust=cas(run)))
+    assert verdict(verify_container(loose, trust=cas(run)), "request time-stamp delay").status == (
+        "INFO"
+    )
 
 
 def test_timestamp_delay_limit_is_the_runs_scaled_failure_period(run: FakeRun) -> None:
@@ -437,7 +446,7 @@ def test_timestamp_delay_limit_is_the_runs_scaled_failure_period(run: FakeRun) -
     assert meta["timers"] == {"timestamp_failure_period_s": 240.0}
     report = verify_container(data, trust=cas(run))
     v = verdict(report, "request time-stamp delay")
-    assert v.status == "FAIL"
+    assert v.status == "INFO"  # a backlog after an outage looks the same: reported
     assert "more than 240 s (the run's acceptable time-stamp failure period)" in v.message
     ok = verify_container(data, trust=cas(run), max_timestamp_delay_s=900)
     assert verdict(ok, "request time-stamp delay").status == "OK"
