@@ -5,15 +5,22 @@ reads from its source, feeds the direction's :class:`~chaos._core.LinkCore`, wri
 core releases and sleeps until the core's next deadline. Toxic changes reach live links at
 once (:meth:`ProxyRuntime.set_toxics`) and wake the pumps. Bytes are never interpreted, so
 TLS passes through untouched.
+
+While a direction has no toxics and both ends are sockets, its pump relays on Linux with
+``splice(2)`` through a pipe of its own (socket to pipe to socket, no copy into Python);
+elsewhere, and whenever a toxic is present, it copies through ``bytes``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import os
 import random
 import socket as stdsocket
 import struct
+import sys
 from dataclasses import dataclass
 
 import trio
@@ -27,6 +34,17 @@ logger = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 _LINGER_RST = struct.pack("ii", 1, 0)
 _PUMP_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+# splice(2) relay on the passthrough path (Linux). A pump's pipe starts at the kernel's
+# default size (64 KiB) and grows to SPLICE_PIPE_SIZE on the first bulk read, so idle and
+# small-message connections do not use up the per-user pipe allowance
+# (/proc/sys/fs/pipe-user-pages-soft); when growing is refused the default size stays.
+SPLICE_AVAILABLE = sys.platform == "linux" and hasattr(os, "splice")
+SPLICE_PIPE_SIZE = 1024 * 1024
+SPLICE_GROW_AT = 32 * 1024
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+# splice refused for these descriptors (before any byte moved): copy instead
+_SPLICE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +199,16 @@ class _Pump:
         self.dst = dst
         self.upstream = upstream
         self.wake_scope: trio.CancelScope | None = None
+        # splice relay: both ends plain sockets; the pipe is opened on first use
+        self.splice = (
+            SPLICE_AVAILABLE
+            and isinstance(src, trio.SocketStream)
+            and isinstance(dst, trio.SocketStream)
+        )
+        self.pipe: tuple[int, int] | None = None
+        self.pipe_size = 0
+        self.pipe_grown = False
+        self.spliced = 0  # bytes relayed by splice (tests look at it)
 
     def wake(self) -> None:
         """Interrupt the pump's wait so it re-reads the core's deadline (toxics changed)."""
@@ -199,10 +227,19 @@ class _Pump:
             await self._run()
         except _PUMP_ERRORS:
             self.conn.abort(reset=False)
+        finally:
+            self._close_pipe()
 
     async def _run(self) -> None:
         link, src, dst = self.link, self.src, self.dst
         while True:
+            if link.passthrough and self.splice:
+                # Fastest path: no toxics, both ends sockets. Returns once a toxic is set
+                # (nothing left in the pipe), after EOF, when splice turns out unusable, or
+                # (True) to have one read done by copy below.
+                copy_once = await self._splice_passthrough()
+                if link.passthrough and not copy_once:
+                    continue
             if link.passthrough:
                 # Fast path: no toxics on this direction.
                 with trio.CancelScope() as scope:
@@ -232,6 +269,8 @@ class _Pump:
                     assert isinstance(action, Close)
                     self.conn.abort(reset=action.reset)
                     return
+            if link.passthrough:  # the toxics are gone and all they held was sent
+                continue
             deadline = link.next_deadline()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self.wake_scope = scope
@@ -246,6 +285,106 @@ class _Pump:
                 else:
                     await trio.sleep_forever()
             self.wake_scope = None
+
+    # ------------------------------------------------------------------ splice relay
+
+    def _open_pipe(self) -> tuple[int, int] | None:
+        """This pump's pipe, opened at the default size; None (and no splice) if it cannot be."""
+        if self.pipe is None:
+            import fcntl
+
+            try:
+                self.pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                self.pipe_size = fcntl.fcntl(self.pipe[1], fcntl.F_GETPIPE_SZ)
+            except OSError as exc:  # EMFILE, ENFILE: copy instead
+                logger.debug("proxy %s: no pipe for splice: %s", self.conn.proxy.name, exc)
+                self._close_pipe()
+                self.splice = False
+        return self.pipe
+
+    def _grow_pipe(self) -> None:
+        """Once, on the first bulk read: enlarge the pipe (kept at its size if refused)."""
+        import fcntl
+
+        self.pipe_grown = True
+        assert self.pipe is not None
+        try:
+            self.pipe_size = fcntl.fcntl(self.pipe[1], fcntl.F_SETPIPE_SZ, SPLICE_PIPE_SIZE)
+        except OSError:  # EPERM over pipe-max-size or the per-user allowance
+            pass
+
+    def _close_pipe(self) -> None:
+        pipe, self.pipe = self.pipe, None
+        if pipe is not None:
+            for fd in pipe:
+                os.close(fd)
+
+    async def _splice_passthrough(self) -> bool:
+        """Relay source to destination with splice while the link stays passthrough.
+
+        Each round moves what the source socket holds (up to the pipe's size) into the pipe,
+        then all of it out to the destination, so a toxic set meanwhile (seen before the next
+        read, or by cancelling the read wait) applies from the next byte read, after the
+        pipe is empty. Returns then, after EOF (fed to the link), or with ``self.splice``
+        False when the kernel refuses to splice these sockets (nothing read yet). Returns
+        True, the pipe empty, when the source polls readable yet splice has nothing for it
+        (TCP urgent data at the head, which splice never passes: EAGAIN, or 0 after the
+        peer's FIN): the caller reads once with ``recv``, which steps over the urgent byte
+        as the copying path always did, instead of spinning or taking it for EOF.
+        """
+        link = self.link
+        pipe = self._open_pipe()
+        if pipe is None:
+            return False
+        pipe_r, pipe_w = pipe
+        assert isinstance(self.src, trio.SocketStream)
+        assert isinstance(self.dst, trio.SocketStream)
+        src_fd = self.src.socket.fileno()
+        dst_fd = self.dst.socket.fileno()
+        splice = os.splice
+        waited = True
+        readable = False
+        while link.passthrough:
+            try:
+                n = splice(src_fd, pipe_w, self.pipe_size, flags=_SPLICE_FLAGS)
+            except BlockingIOError:  # nothing to read (the pipe is empty)
+                if readable:
+                    return True
+                with trio.CancelScope() as scope:
+                    self.wake_scope = scope
+                    await trio.lowlevel.wait_readable(src_fd)
+                self.wake_scope = None
+                readable = not scope.cancelled_caught
+                waited = True
+                continue
+            except OSError as exc:
+                if exc.errno in _SPLICE_UNSUPPORTED and not self.spliced:
+                    logger.debug("proxy %s: splice refused: %s", self.conn.proxy.name, exc)
+                    self.splice = False
+                    return False
+                raise
+            readable = False
+            self._count(n)
+            if n == 0:
+                # EOF, or urgent data at the head of a stream whose peer has shut down
+                # (splice stops there too): a peek tells, and recv steps over it
+                if await self.src.socket.recv(1, stdsocket.MSG_PEEK):
+                    return True
+                link.feed_eof(trio.current_time())
+                return False
+            if n >= SPLICE_GROW_AT and not self.pipe_grown:
+                self._grow_pipe()
+            self.spliced += n
+            while n:
+                try:
+                    n -= splice(pipe_r, dst_fd, n, flags=_SPLICE_FLAGS)
+                except BlockingIOError:  # destination full
+                    await trio.lowlevel.wait_writable(dst_fd)
+                    waited = True
+            if not waited:  # source and destination always ready: let other tasks run
+                await trio.lowlevel.checkpoint()
+            waited = False
+        return False
 
 
 async def _close_stream(stream: trio.abc.HalfCloseableStream, reset: bool) -> None:
