@@ -95,6 +95,13 @@ class Caller:
         await self.http.aclose()
 
 
+async def ok(caller: Caller) -> None:
+    """The standard EE -> FI call still works (the servers keep serving)."""
+    r = await caller.call()
+    assert r.status == 200, (r.status, r.body)
+    assert r.xroad_error is None
+
+
 def assert_error(resp: XRoadResponse, error_type: str) -> None:
     assert resp.xroad_error == error_type, (resp.status, resp.headers, resp.body)
     assert resp.status == (500 if error_type.startswith("Server.") else 400)

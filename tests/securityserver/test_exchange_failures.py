@@ -21,17 +21,11 @@ from tests.securityserver.exchange_helpers import (
     Caller,
     assert_error,
     federation,
+    ok,
     pem,
     ss,
     ss_entry,
 )
-
-
-async def ok(caller: Caller) -> None:
-    """The standard EE -> FI call still works."""
-    r = await caller.call()
-    assert r.status == 200, (r.status, r.body)
-    assert r.xroad_error is None
 
 
 def flip_last_byte(data: bytes) -> bytes:

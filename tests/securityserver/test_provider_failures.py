@@ -44,17 +44,10 @@ from tests.securityserver.exchange_helpers import (
     Caller,
     assert_error,
     federation,
+    ok,
     ss,
     ss_entry,
 )
-
-
-async def ok(caller: Caller) -> None:
-    """The standard EE -> FI call still works."""
-    r = await caller.call()
-    assert r.status == 200, (r.status, r.body)
-    assert r.xroad_error is None
-
 
 # --------------------------------------------------------------------------- helpers
 
