@@ -350,9 +350,7 @@ async def run_segment(
     pids: dict[str, int],
 ) -> None:
     """Keep ``concurrency`` requests in flight at ``ep`` for ``seconds``; add to ``cell``."""
-    headers = [("Content-Type", "application/octet-stream")]
-    if ep.client is not None:
-        headers.append(("X-Road-Client", ep.client))
+    headers = _headers(ep)
     expect = len(body)
     seg = Histogram()
     errors_before = cell.errors
@@ -380,6 +378,14 @@ async def run_segment(
         for i in range(concurrency):
             nursery.start_soon(worker, i)
     _end_segment(cell, seg, time.perf_counter() - start, errors_before, pids, cpu0)
+
+
+def _headers(ep: Endpoint) -> list[tuple[str, str]]:
+    """The request headers of one mode's calls (``X-Road-Client`` except for direct)."""
+    headers = [("Content-Type", "application/octet-stream")]
+    if ep.client is not None:
+        headers.append(("X-Road-Client", ep.client))
+    return headers
 
 
 def _check_answer(resp: HttpClientResponse, expect: int, cell: CellResult) -> bool:
@@ -420,9 +426,7 @@ async def run_rate_segment(
     5 s) after the last due time are not sent: they count as ``xfed.Overloaded`` errors,
     which bounds the run when the offered rate is above what the federation can serve.
     """
-    headers = [("Content-Type", "application/octet-stream")]
-    if ep.client is not None:
-        headers.append(("X-Road-Client", ep.client))
+    headers = _headers(ep)
     expect = len(body)
     seg = Histogram()
     errors_before = cell.errors
