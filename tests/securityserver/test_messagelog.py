@@ -251,7 +251,7 @@ async def test_timestamp_once_tries_tsas_in_order(log: MessageLog, pki: Pki) -> 
     assert out.result == "stamped"
     assert http.calls == ["tsa1:80", "tsa2:8080"]  # fixed-port-ok: a name, never bound
     assert out.record is not None
-    assert out.record.tsa_url == "http://tsa2:8080/"
+    assert out.record.tsa_url == "http://tsa2:8080/"  # fixed-port-ok: a name, never bound
     gen = verify_ts_token(
         out.record.token,
         digest=log.record(3).chain,  # type: ignore[union-attr]
@@ -259,7 +259,7 @@ async def test_timestamp_once_tries_tsas_in_order(log: MessageLog, pki: Pki) -> 
         trusted_roots=[pki.ee.root.cert],
     )
     assert gen == out.record.gen_time
-    http.down.add("tsa2:8080")
+    http.down.add("tsa2:8080")  # fixed-port-ok: a name, never bound
     add(log, 1, xid="EE-q")
     out = await timestamp_once(log, urls, clock=clock, trusted_roots=[pki.ee.root.cert], http=http)
     assert out.result == "failed"
@@ -276,7 +276,7 @@ async def test_run_timestamper_refuses_after_failure_period(
 ) -> None:
     clock = FixedClock(NOW)
     http = FakeTsaHttp(pki.tsa, clock)
-    http.down.add("tsa:80")
+    http.down.add("tsa:80")  # fixed-port-ok: a name, never bound
     log.failure_period_s = 100.0
 
     class Advancing:

@@ -86,7 +86,7 @@ def test_header_filtering_and_xroad_headers() -> None:
         "post",
         "/r1/FI/GOV/0245437-2/tax/income/persons/1?y=2",
         [
-            ("Host", "ss:8080"),
+            ("Host", "ss:8080"),  # fixed-port-ok: a header value, nothing is bound
             ("User-Agent", "curl"),
             ("Content-Length", "3"),
             ("Connection", "keep-alive, X-Hop"),
